@@ -1,0 +1,1 @@
+"""byollm operator: reconciles LLMConfig resources into per-tenant router Secrets and Deployments."""

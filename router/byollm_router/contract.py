@@ -1,0 +1,66 @@
+"""The router's configuration contract: the environment variables it reads.
+
+The operator writes exactly these (into the ``<name>-llm`` Secret and the pod template);
+the router reads exactly these. Both import the names from here so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class Mode(StrEnum):
+    BYO = "BYO"
+    MANAGED = "Managed"
+
+
+class ProviderType(StrEnum):
+    OPENAI = "openai"
+    AZURE = "azure"
+    ANTHROPIC = "anthropic"
+    OPENROUTER = "openrouter"
+    GROQ = "groq"
+    OLLAMA = "ollama"
+    CUSTOM = "custom"
+
+
+class Category(StrEnum):
+    """The auto-router's six categories (seed 000). Values are the routing-table keys."""
+
+    FAST = "fast"
+    BALANCED = "balanced"
+    REASONING = "reasoning"
+    LONG_CONTEXT = "longContext"
+    VISION = "vision"
+    CODE = "code"
+
+
+# Providers whose baseURL the user must give; the others have a public default.
+PROVIDERS_REQUIRING_BASE_URL: Final = frozenset({ProviderType.AZURE, ProviderType.CUSTOM})
+
+DEFAULT_BASE_URLS: Final[dict[ProviderType, str]] = {
+    ProviderType.OPENAI: "https://api.openai.com/v1",
+    ProviderType.ANTHROPIC: "https://api.anthropic.com/v1",
+    ProviderType.OPENROUTER: "https://openrouter.ai/api/v1",
+    ProviderType.GROQ: "https://api.groq.com/openai/v1",
+    ProviderType.OLLAMA: "https://ollama.com/v1",
+}
+
+# --- environment variable names -------------------------------------------------------
+LLM_MODE: Final = "LLM_MODE"
+LLM_PROVIDER: Final = "LLM_PROVIDER"
+LLM_BASE_URL: Final = "LLM_BASE_URL"
+LLM_API_KEY: Final = "LLM_API_KEY"
+LLM_MODEL: Final = "LLM_MODEL"
+LLM_ROUTING: Final = "LLM_ROUTING"
+LLM_AZURE_API_VERSION: Final = "LLM_AZURE_API_VERSION"
+BYOLLM_MANAGED_URL: Final = "BYOLLM_MANAGED_URL"
+BYOLLM_ROUTER_TOKEN: Final = "BYOLLM_ROUTER_TOKEN"
+BYOLLM_UPSTREAM_ALLOWLIST: Final = "BYOLLM_UPSTREAM_ALLOWLIST"
+BYOLLM_TENANT: Final = "BYOLLM_TENANT"
+
+# "The four BYO secret keys" of seed 000: reverting to Managed removes them (absent, not empty).
+BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)
+
+ROUTER_PORT: Final = 8080
