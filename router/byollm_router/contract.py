@@ -9,6 +9,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class Mode(StrEnum):
     BYO = "BYO"
@@ -64,3 +66,22 @@ BYOLLM_TENANT: Final = "BYOLLM_TENANT"
 BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)
 
 ROUTER_PORT: Final = 8080
+
+
+# --- LLM_ROUTING ----------------------------------------------------------------------
+# JSON written by the operator from spec.routing, e.g.
+#   {"auto": true, "models": {"fast": "openai/gpt-oss-20b", "balanced": "qwen/..."}}
+# A category missing from "models" falls back to LLM_MODEL.
+
+
+
+class RoutingTable(BaseModel):
+    """The auto-router's table: which model serves each category."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auto: bool = Field(
+        default=False,
+        description='When true, a request without "model" is auto-routed like model "auto".',
+    )
+    models: dict[Category, str] = Field(default_factory=dict)
