@@ -1,0 +1,740 @@
+"""The LLMConfig API: pydantic models that are the one source of the CRD.
+
+``crd_manifest()`` turns the models into a structural OpenAPI v3 schema with CEL rules,
+so ``kubectl apply`` of a bad object is refused by the API server with a message naming
+the field. The same rules are mirrored in Python (``LLMConfigSpec`` validators) so the SDK
+and the operator refuse what the API server refuses. Run ``python -m byollm_operator.api``
+to rewrite the committed CRD copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from byollm_router.contract import DEFAULT_BASE_URLS, Category, Mode, ProviderType
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GROUP: Final = "byollm.io"
+VERSION: Final = "v1alpha1"
+KIND: Final = "LLMConfig"
+PLURAL: Final = "llmconfigs"
+SINGULAR: Final = "llmconfig"
+SHORT_NAMES: Final = ("llmc",)
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+# Longest LLMConfig name: the router Service `<name>-router` must be a DNS-1035 label (63).
+MAX_NAME_LENGTH: Final = 56
+_NAME_RE: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+_MODEL_RE: Final = r"^\S+$"
+_DNS_SUBDOMAIN_RE: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_SECRET_KEY_RE: Final = r"^[-._a-zA-Z0-9]+$"
+_BASE64_RE: Final = r"^[A-Za-z0-9+/_-]+={0,2}$"
+# A DNS hostname whose last label starts with a letter: refuses numeric/hex IP spellings
+# such as 2130706433, 127.1 or 0x7f.0.0.1 that some resolvers still turn into addresses.
+_HOSTNAME_RE: Final = r"^([a-z0-9_]([-a-z0-9_]*[a-z0-9_])?[.])*[a-z]([-a-z0-9]*[a-z0-9])?[.]?$"
+MAX_URL_LENGTH: Final = 512
+# Hosts that may be reached over plain http: in-cluster Services (self-hosted models).
+IN_CLUSTER_SUFFIXES: Final = (".svc", ".svc.cluster.local")
+FORBIDDEN_HOSTNAMES: Final = ("localhost", "metadata", "metadata.google.internal")
+# Literal address ranges a baseURL may not name (besides loopback/link-local/unspecified/
+# multicast, which CEL's isGlobalUnicast already refuses).
+FORBIDDEN_CIDRS: Final = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",  # CGNAT (also Alibaba's metadata 100.100.100.200)
+    "127.0.0.0/8",
+    "169.254.0.0/16",  # link-local, cloud metadata 169.254.169.254
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "240.0.0.0/4",
+    "fc00::/7",  # unique-local (also AWS's IPv6 metadata fd00:ec2::254)
+    "fe80::/10",
+    "fec0::/10",
+    "2002::/16",  # 6to4 can embed any IPv4 address
+    "64:ff9b::/96",  # NAT64 likewise
+)
+
+
+def _cel(rule: str, message: str, **extra: str) -> dict[str, Any]:
+    return {"rule": rule, "message": message, **extra}
+
+
+def _base_url_rules() -> list[Any]:
+    """CEL rules on ``spec.provider.baseURL``; DNS-based checks happen again at connect time.
+
+    The API server's cost estimator treats ``url(self).getHostname()`` as unbounded, so the
+    host is cut out of ``self`` (bounded by maxLength) with split(): the authority is the
+    third ``/``-field, minus a port or IPv6 brackets. CRD CEL has no ``cel.bind``, hence the
+    repetition.
+    """
+    f = "spec.provider.baseURL"
+    a = "self.split('/')[2]"
+    h = f"({a}.startsWith('[') ? {a}.substring(1).split(']')[0] : {a}.split(':')[0])"
+    lh = f"{h}.lowerAscii()"
+    parsed = "isURL(self) && size(self.split('/')) >= 3"
+    in_cluster = " || ".join(f"{lh}.endsWith('{s}')" for s in IN_CLUSTER_SUFFIXES)
+    cidrs = " && ".join(f"!cidr('{c}').containsIP({h})" for c in FORBIDDEN_CIDRS)
+    names = ", ".join(f"'{n}'" for n in FORBIDDEN_HOSTNAMES)
+    return [
+        _cel(
+            f"{parsed} && url(self).getScheme() in ['http', 'https'] && "
+            "url(self).getHostname() != ''",
+            f"{f}: must be an absolute http(s) URL with a host",
+        ),
+        _cel(
+            f"!({parsed}) || url(self).getScheme() == 'https' || (!isIP({h}) && ({in_cluster}))",
+            f"{f}: must use https (plain http only for in-cluster Services ending in "
+            + " or ".join(IN_CLUSTER_SUFFIXES)
+            + ")",
+        ),
+        _cel(
+            "!self.contains('@') && !self.contains('?') && !self.contains('#')",
+            f"{f}: must not carry credentials, a query or a fragment",
+        ),
+        _cel(
+            f"!({parsed}) || !isIP({h}) || (ip({h}).isGlobalUnicast() && {cidrs})",
+            f"{f}: must not name a loopback, private, link-local, metadata, CGNAT or "
+            "unique-local address",
+        ),
+        _cel(
+            f"!({parsed}) || isIP({h}) || "
+            f"({lh}.matches('{_HOSTNAME_RE}') && !({lh} in [{names}]) && "
+            f"!{lh}.endsWith('.localhost'))",
+            f"{f}: host must be a DNS name or a plain IP address, not localhost, a metadata "
+            "name or a numeric/hex address spelling",
+        ),
+    ]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, use_enum_values=False, frozen=True
+    )
+
+
+class SecretKeyRef(_Model):
+    """A key in a Secret in the LLMConfig's namespace."""
+
+    name: str = Field(
+        description="Name of the Secret (same namespace as the LLMConfig) holding the API key.",
+        min_length=1,
+        max_length=253,
+        pattern=_DNS_SUBDOMAIN_RE,
+    )
+    key: str = Field(
+        default="apiKey",
+        description="Key within the Secret whose value is the API key. Defaults to apiKey.",
+        min_length=1,
+        max_length=253,
+        pattern=_SECRET_KEY_RE,
+    )
+
+
+class ApiKeySource(_Model):
+    """Where the provider API key comes from: exactly one of secretKeyRef or sealed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.secretKeyRef) != has(self.sealed)",
+                    "spec.provider.apiKey: set exactly one of secretKeyRef or sealed",
+                )
+            ]
+        }
+    )
+
+    secret_key_ref: SecretKeyRef | None = Field(
+        default=None,
+        alias="secretKeyRef",
+        description="Read the key from a Secret (e.g. made by sealed-secrets or External "
+        "Secrets). Rotating the value there rolls the router.",
+    )
+    sealed: str | None = Field(
+        default=None,
+        description="The key encrypted to the operator's public key (ConfigMap "
+        "byollm-sealing-public-key), bound to this namespace and name; safe to keep in git.",
+        min_length=16,
+        max_length=8192,
+        pattern=_BASE64_RE,
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApiKeySource:
+        if (self.secret_key_ref is None) == (self.sealed is None):
+            raise ValueError("spec.provider.apiKey: set exactly one of secretKeyRef or sealed")
+        return self
+
+
+class AzureSpec(_Model):
+    """Azure OpenAI specifics."""
+
+    api_version: str = Field(
+        default="2024-10-21",
+        alias="apiVersion",
+        description="Azure OpenAI REST api-version sent with every call.",
+        pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
+        max_length=32,
+    )
+
+
+class ProviderSpec(_Model):
+    """The tenant's LLM provider."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(self.type in ['custom', 'azure']) || has(self.baseURL)",
+                    "spec.provider.baseURL: required when spec.provider.type is custom or azure",
+                    fieldPath=".baseURL",
+                    reason="FieldValueRequired",
+                ),
+                _cel(
+                    "!has(self.azure) || self.type == 'azure'",
+                    "spec.provider.azure: only allowed when spec.provider.type is azure",
+                    fieldPath=".azure",
+                ),
+            ]
+        }
+    )
+
+    type: ProviderType = Field(
+        description="Provider wire format and defaults: openai, azure, anthropic, openrouter, "
+        "groq, ollama or custom (any OpenAI-compatible endpoint)."
+    )
+    base_url: str | None = Field(
+        default=None,
+        alias="baseURL",
+        description="Provider base URL ending before /chat/completions (e.g. "
+        "https://openrouter.ai/api/v1). Defaulted per type; required for custom and azure. "
+        "Must be https (plain http only for in-cluster *.svc Services) and must not name a "
+        "loopback, private, link-local or metadata address.",
+        max_length=MAX_URL_LENGTH,
+        json_schema_extra={"x-kubernetes-validations": _base_url_rules()},
+    )
+    default_model: str | None = Field(
+        default=None,
+        alias="defaultModel",
+        description="Model id used when a request names none (required in BYO mode), "
+        "e.g. gpt-4o-mini or qwen/qwen3-30b-a3b-instruct.",
+        min_length=1,
+        max_length=256,
+        pattern=_MODEL_RE,
+    )
+    api_key: ApiKeySource | None = Field(
+        default=None,
+        alias="apiKey",
+        description="The provider API key: a Secret reference or a sealed value (required in "
+        "BYO mode). Only its first 8 characters are ever shown (status.apiKeyPrefix).",
+    )
+    azure: AzureSpec | None = Field(
+        default=None, description="Azure OpenAI settings; only for type azure."
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> ProviderSpec:
+        if self.type in {ProviderType.CUSTOM, ProviderType.AZURE} and self.base_url is None:
+            raise ValueError(
+                "spec.provider.baseURL: required when spec.provider.type is custom or azure"
+            )
+        if self.azure is not None and self.type != ProviderType.AZURE:
+            raise ValueError("spec.provider.azure: only allowed when spec.provider.type is azure")
+        if self.base_url is not None and (problem := base_url_problem(self.base_url)):
+            raise ValueError(f"spec.provider.baseURL: {problem}")
+        return self
+
+    def effective_base_url(self) -> str:
+        """The baseURL the router uses: the given one, else the provider's public default."""
+        return self.base_url or DEFAULT_BASE_URLS[self.type]
+
+
+_model_field = {
+    "min_length": 1,
+    "max_length": 256,
+    "pattern": _MODEL_RE,
+}
+
+
+class RoutingModels(_Model):
+    """Which model serves each auto-router category; a missing one falls back to defaultModel."""
+
+    fast: str | None = Field(
+        default=None, description="Low-latency model; also runs the classifier.", **_model_field
+    )  # type: ignore[call-overload]
+    balanced: str | None = Field(
+        default=None, description="General model; the fallback category.", **_model_field
+    )  # type: ignore[call-overload]
+    reasoning: str | None = Field(
+        default=None, description="Model for multi-step reasoning.", **_model_field
+    )  # type: ignore[call-overload]
+    long_context: str | None = Field(
+        default=None,
+        alias="longContext",
+        description="Model for long inputs.",
+        **_model_field,
+    )  # type: ignore[call-overload]
+    vision: str | None = Field(
+        default=None, description="Model for requests with image parts.", **_model_field
+    )  # type: ignore[call-overload]
+    code: str | None = Field(
+        default=None, description="Model for programming requests.", **_model_field
+    )  # type: ignore[call-overload]
+
+    def by_category(self) -> dict[Category, str]:
+        """Set entries keyed by the contract's Category (the LLM_ROUTING keys)."""
+        dumped = self.model_dump(by_alias=True, exclude_none=True)
+        return {Category(k): v for k, v in dumped.items()}
+
+
+class RoutingSpec(_Model):
+    """The auto-router (model "auto"): six categories, each mapped to a model."""
+
+    auto: bool = Field(
+        default=False,
+        description='When true, a request without a model is auto-routed like model "auto".',
+    )
+    models: RoutingModels = Field(default_factory=RoutingModels, description="Model per category.")
+
+
+class ResourceList(_Model):
+    """Compute quantities (Kubernetes quantity syntax)."""
+
+    cpu: int | str | None = Field(default=None, description="CPU, e.g. 100m or 1.")
+    memory: int | str | None = Field(default=None, description="Memory, e.g. 128Mi.")
+
+
+class Resources(_Model):
+    """Router container resources."""
+
+    requests: ResourceList | None = Field(default=None, description="Requested resources.")
+    limits: ResourceList | None = Field(default=None, description="Resource limits.")
+
+
+class RouterSpec(_Model):
+    """The dedicated router Deployment. Changing it never rolls the config hash."""
+
+    replicas: int = Field(default=1, ge=1, le=20, description="Router pods (1-20).")
+    resources: Resources | None = Field(
+        default=None, description="Router container resources; operator defaults if absent."
+    )
+
+
+class LabelSelectorRequirement(_Model):
+    """One label selector requirement (as in Kubernetes LabelSelector)."""
+
+    key: str = Field(description="Label key.", min_length=1, max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[str] | None = Field(
+        default=None, description="Values for In/NotIn; empty for Exists/DoesNotExist."
+    )
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector; empty selects every pod in the namespace."""
+
+    match_labels: dict[str, str] | None = Field(
+        default=None, alias="matchLabels", description="Labels the pods must carry."
+    )
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, alias="matchExpressions", description="Set-based requirements."
+    )
+
+
+class AccessSpec(_Model):
+    """Who may call the router (NetworkPolicy ingress); the bearer token is still required."""
+
+    pod_selector: LabelSelector = Field(
+        default_factory=LabelSelector,
+        alias="podSelector",
+        description="Pods in this namespace allowed to reach the router; empty = all pods "
+        "of the namespace.",
+    )
+
+
+_SPEC_RULES: Final[list[Any]] = [
+    _cel(
+        "self.mode != 'BYO' || has(self.provider)",
+        "spec.provider: required when spec.mode is BYO",
+        fieldPath=".provider",
+        reason="FieldValueRequired",
+    ),
+    _cel(
+        "self.mode != 'BYO' || !has(self.provider) || has(self.provider.defaultModel)",
+        "spec.provider.defaultModel: required when spec.mode is BYO",
+        fieldPath=".provider.defaultModel",
+        reason="FieldValueRequired",
+    ),
+    _cel(
+        "self.mode != 'BYO' || !has(self.provider) || has(self.provider.apiKey)",
+        "spec.provider.apiKey: required when spec.mode is BYO (secretKeyRef or sealed)",
+        fieldPath=".provider.apiKey",
+        reason="FieldValueRequired",
+    ),
+]
+
+
+class LLMConfigSpec(_Model):
+    """Desired LLM configuration of one tenant."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _SPEC_RULES})
+
+    mode: Mode = Field(
+        default=Mode.MANAGED,
+        description="BYO: a dedicated router calls the tenant's provider directly. Managed: "
+        "calls go through the platform's shared LiteLLM and the BYO keys are wiped.",
+    )
+    active: bool = Field(
+        default=True,
+        description="false keeps the BYO configuration but serves Managed (a toggle).",
+    )
+    provider: ProviderSpec | None = Field(
+        default=None, description="The tenant's provider (required in BYO mode)."
+    )
+    routing: RoutingSpec = Field(
+        default_factory=RoutingSpec, description="Auto-router model table."
+    )
+    router: RouterSpec = Field(default_factory=RouterSpec, description="Router Deployment sizing.")
+    access: AccessSpec = Field(
+        default_factory=AccessSpec, description="Which pods may call the router."
+    )
+
+    @model_validator(mode="after")
+    def _byo_rules(self) -> LLMConfigSpec:
+        if self.mode == Mode.BYO:
+            if self.provider is None:
+                raise ValueError("spec.provider: required when spec.mode is BYO")
+            if self.provider.default_model is None:
+                raise ValueError("spec.provider.defaultModel: required when spec.mode is BYO")
+            if self.provider.api_key is None:
+                raise ValueError(
+                    "spec.provider.apiKey: required when spec.mode is BYO (secretKeyRef or sealed)"
+                )
+        return self
+
+    def serving_mode(self) -> Mode:
+        """What the router serves: BYO only when mode is BYO and the config is active."""
+        return Mode.BYO if self.mode == Mode.BYO and self.active else Mode.MANAGED
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(_Model):
+    """A status condition following Kubernetes API conventions."""
+
+    type: str = Field(
+        description="Ready, SecretSynced, RouterAvailable or CredentialsValid.", max_length=316
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase machine-readable cause.", max_length=1024)
+    message: str = Field(default="", description="Human-readable detail.", max_length=32768)
+    last_transition_time: datetime = Field(
+        alias="lastTransitionTime", description="When status last changed."
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        alias="observedGeneration",
+        ge=0,
+        description="metadata.generation this condition was computed from; older means stale.",
+    )
+
+
+class LLMConfigStatus(_Model):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = Field(
+        default=None,
+        alias="observedGeneration",
+        description="metadata.generation last reconciled; less than generation means the "
+        "status is stale.",
+    )
+    mode: Mode | None = Field(
+        default=None, description="Mode being served (Managed when active is false)."
+    )
+    provider: str | None = Field(default=None, description="Provider type being served.")
+    model: str | None = Field(default=None, description="Default model being served.")
+    api_key_prefix: str | None = Field(
+        default=None,
+        alias="apiKeyPrefix",
+        max_length=8,
+        description="First 8 characters of the API key, to identify it; never more.",
+    )
+    endpoint: str | None = Field(
+        default=None, description="OpenAI-compatible base URL of the tenant's router."
+    )
+    config_hash: str | None = Field(
+        default=None,
+        alias="configHash",
+        description="Hash of everything the router reads (the key only as a hash); a change "
+        "rolls the router pods.",
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Ready, SecretSynced, RouterAvailable, CredentialsValid.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class LLMConfig(_Model):
+    """An LLMConfig object as read from the API (metadata left as a plain dict)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: LLMConfigSpec = Field(default_factory=LLMConfigSpec)
+    status: LLMConfigStatus | None = None
+
+
+# --- Python mirror of the baseURL CEL rules --------------------------------------------
+
+
+def base_url_problem(url: str) -> str | None:
+    """Return why ``url`` is refused as a baseURL (mirrors the CEL rules), or None."""
+    if "@" in url or "?" in url or "#" in url:
+        return "must not carry credentials, a query or a fragment"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "must be an absolute http(s) URL with a host"
+    if parts.scheme not in {"http", "https"} or not host:
+        return "must be an absolute http(s) URL with a host"
+    try:
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        addr = None
+    if parts.scheme == "http" and (
+        addr is not None or not host.lower().endswith(IN_CLUSTER_SUFFIXES)
+    ):
+        return "must use https (plain http only for in-cluster Services)"
+    if addr is not None:
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            return "must not name an IPv4-mapped IPv6 address"
+        if (
+            addr.is_loopback
+            or addr.is_link_local
+            or addr.is_multicast
+            or addr.is_unspecified
+            or any(addr in ipaddress.ip_network(c) for c in FORBIDDEN_CIDRS)
+        ):
+            return (
+                "must not name a loopback, private, link-local, metadata, CGNAT or "
+                "unique-local address"
+            )
+        return None
+    h = host.lower()
+    if not re.match(_HOSTNAME_RE, h) or h in FORBIDDEN_HOSTNAMES or h.endswith(".localhost"):
+        return "host must be a DNS name or a plain IP address"
+    return None
+
+
+# --- CRD generation ---------------------------------------------------------------------
+
+_KEEP: Final = {
+    "type",
+    "description",
+    "properties",
+    "required",
+    "items",
+    "additionalProperties",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minItems",
+    "maxItems",
+    "anyOf",
+}
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Turn one pydantic JSON-schema node into a structural OpenAPI v3 node."""
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        node = {**copy.deepcopy(target), **node}
+    if "anyOf" in node:
+        branches = [b for b in node.pop("anyOf") if b.get("type") != "null"]
+        if len(branches) == 1:
+            inner = _structural(branches[0], defs)
+            node = {**inner, **{k: v for k, v in node.items() if k != "default" or v is not None}}
+        elif {b.get("type") for b in branches} == {"integer", "string"}:
+            node["x-kubernetes-int-or-string"] = True
+            node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        else:  # pragma: no cover - guarded by the unit test on the generated schema
+            raise ValueError(f"cannot express anyOf {branches} structurally")
+    if node.get("default", ...) is None:
+        del node["default"]
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {k: _structural(v, defs) for k, v in value.items()}
+        elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = _structural(value, defs)
+        elif key in _KEEP or key.startswith("x-kubernetes-"):
+            out[key] = value
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if out.get("type") == "object" and "properties" in out:
+        out.pop("additionalProperties", None)
+    if "default" in out and isinstance(out["default"], dict) and not out["default"]:
+        # An empty-object default lets nested defaults apply (e.g. spec.router.replicas).
+        out["default"] = {}
+    return out
+
+
+def _object_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    defs = schema.pop("$defs", {})
+    return _structural(schema, defs)
+
+
+def crd_manifest() -> dict[str, Any]:
+    """The CustomResourceDefinition for LLMConfig, generated from the models."""
+    spec_schema = _object_schema(LLMConfigSpec)
+    status_schema = _object_schema(LLMConfigStatus)
+    for name in ("routing", "router", "access"):
+        spec_schema["properties"][name]["default"] = {}
+    spec_schema["properties"]["routing"]["properties"]["models"]["default"] = {}
+    spec_schema["properties"]["access"]["properties"]["podSelector"]["default"] = {}
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": "LLMConfig selects, per tenant namespace, the platform's managed LLM or "
+        "the tenant's own provider (BYO) served by a dedicated router.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "API version of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
+            "metadata": {
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "maxLength": MAX_NAME_LENGTH,
+                        "pattern": _NAME_RE,
+                        "description": f"DNS-1035 label of at most {MAX_NAME_LENGTH} "
+                        "characters: the router Service is <name>-router.",
+                    }
+                },
+            },
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+    }
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME, "labels": {"app.kubernetes.io/part-of": "byollm"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": ["byollm"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "Mode",
+                            "type": "string",
+                            "jsonPath": ".status.mode",
+                            "description": "Mode being served",
+                        },
+                        {
+                            "name": "Provider",
+                            "type": "string",
+                            "jsonPath": ".status.provider",
+                            "description": "Provider being served",
+                        },
+                        {
+                            "name": "Model",
+                            "type": "string",
+                            "jsonPath": ".status.model",
+                            "description": "Default model",
+                        },
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": f"{ready}.status",
+                            "description": "Ready condition status",
+                        },
+                        {
+                            "name": "Reason",
+                            "type": "string",
+                            "jsonPath": f"{ready}.reason",
+                            "priority": 1,
+                            "description": "Ready condition reason",
+                        },
+                        {
+                            "name": "Endpoint",
+                            "type": "string",
+                            "jsonPath": ".status.endpoint",
+                            "priority": 1,
+                            "description": "Router endpoint",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    """The CRD as the YAML committed under crds/ and the chart."""
+    header = "# Generated by `python -m byollm_operator.api` from api.py. Do not edit.\n"
+    return header + yaml.safe_dump(crd_manifest(), sort_keys=False, width=100)
+
+
+CRD_PATHS: Final = (
+    Path("crds") / f"{CRD_NAME}.yaml",
+    Path("charts") / "byollm" / "crds" / f"{CRD_NAME}.yaml",
+)
+
+
+def write_crds(root: Path) -> list[Path]:
+    """Write the generated CRD to every committed location under ``root``."""
+    text = crd_yaml()
+    written = []
+    for rel in CRD_PATHS:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write_crds(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()):
+        print(p)
