@@ -1,0 +1,296 @@
+"""The guarded httpx transport over real sockets, against servers on 127.0.0.1 only.
+
+Every test routes sockets through ``LoopbackOnly``: a network backend that raises before
+connecting anywhere but 127.0.0.1/::1. So even a guard bug cannot send a packet to a
+private, CGNAT, link-local or metadata address from this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpcore
+import httpx
+import pytest
+from byollm_router.guard import Allowlist, GuardedTransport, GuardError, build_transport
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+class LoopbackOnly(httpcore.AsyncNetworkBackend):
+    """Records every connect; refuses (without connecting) anything but loopback."""
+
+    def __init__(self) -> None:
+        self.inner = httpcore.AnyIOBackend()
+        self.connects: list[tuple[str, int]] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if host not in ("127.0.0.1", "::1"):
+            raise AssertionError(f"test safety net: refused to connect to {host}")
+        self.connects.append((host, port))
+        return await self.inner.connect_tcp(host, port, timeout=timeout)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+@dataclass
+class Stub:
+    """A minimal HTTP/1.1 server on 127.0.0.1 that records what reached it."""
+
+    port: int = 0
+    connections: int = 0
+    hosts: list[str] = field(default_factory=list)
+    sni: list[str | None] = field(default_factory=list)
+    location: str | None = None  # answer 302 to this location
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                for line in head.decode("latin-1").split("\r\n"):
+                    if line.lower().startswith("host:"):
+                        self.hosts.append(line.split(":", 1)[1].strip())
+                if self.location:
+                    writer.write(
+                        b"HTTP/1.1 302 Found\r\nLocation: "
+                        + self.location.encode()
+                        + b"\r\nContent-Length: 0\r\n\r\n"
+                    )
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[Stub]:
+    s = Stub()
+    server = await asyncio.start_server(s.handle, "127.0.0.1", 0)
+    s.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield s
+
+
+def client(transport: GuardedTransport, **kw: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, timeout=5, **kw)  # type: ignore[arg-type]
+
+
+LOOPBACK = Allowlist.parse("127.0.0.1")
+
+
+async def test_allowlisted_loopback_connects(stub: Stub) -> None:
+    net = LoopbackOnly()
+    async with client(build_transport(LOOPBACK, network_backend=net)) as c:
+        r = await c.get(f"http://127.0.0.1:{stub.port}/v1/models")
+    assert r.status_code == 200
+    assert r.text == "ok"
+    assert net.connects == [("127.0.0.1", stub.port)]
+
+
+async def test_loopback_not_allowlisted_refused_before_connect(stub: Stub) -> None:
+    net = LoopbackOnly()
+    async with client(build_transport(Allowlist(), network_backend=net)) as c:
+        for url in [
+            f"https://127.0.0.1:{stub.port}/v1",
+            f"http://127.0.0.1:{stub.port}/v1",
+            f"https://2130706433:{stub.port}/v1",
+            f"https://[::ffff:127.0.0.1]:{stub.port}/v1",
+        ]:
+            with pytest.raises(GuardError, match=r"loopback|ipv4-mapped"):
+                await c.get(url)
+    assert net.connects == []
+    assert stub.connections == 0
+
+
+async def test_localhost_refused_unless_allowlisted(stub: Stub) -> None:
+    """The real system resolver (``localhost`` is answered from /etc/hosts)."""
+    net = LoopbackOnly()
+    async with client(build_transport(Allowlist(), network_backend=net)) as c:
+        with pytest.raises(GuardError, match="loopback"):
+            await c.get(f"https://localhost:{stub.port}/v1")
+    assert stub.connections == 0
+    async with client(build_transport(Allowlist.parse("localhost"), network_backend=net)) as c:
+        r = await c.get(f"http://localhost:{stub.port}/v1")
+    assert r.status_code == 200
+    assert stub.hosts == [f"localhost:{stub.port}"]
+
+
+async def test_name_resolving_to_loopback_refused_at_connect(stub: Stub) -> None:
+    """A name that passes the static check is caught after resolution, before connecting."""
+    net = LoopbackOnly()
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async with client(build_transport(Allowlist(), resolver=resolver, network_backend=net)) as c:
+        with pytest.raises(GuardError, match=r"resolves to 127\.0\.0\.1 \(loopback\)"):
+            await c.get(f"https://innocent.example:{stub.port}/v1")
+    assert net.connects == []
+    assert stub.connections == 0
+
+
+async def test_dns_rebinding_cannot_switch_the_address(tmp_path: Path) -> None:
+    """The resolver answers loopback, then a private address: the socket goes to the
+    first (checked) answer; httpcore never resolves again for that connection, and a
+    new connection that gets the private answer is refused without a packet."""
+    stub = Stub()
+    server, trust = await _tls_server(tmp_path, "rebind.test", stub)
+    answers = [["127.0.0.1"], ["10.0.0.1"], ["10.0.0.1"]]
+    calls: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        calls.append(host)
+        return answers[len(calls) - 1]
+
+    net = LoopbackOnly()
+    async with server:
+        t = build_transport(LOOPBACK, resolver=rebinding, network_backend=net, verify=trust)
+        async with client(t) as c:
+            r1 = await c.get(f"https://rebind.test:{stub.port}/a")
+            r2 = await c.get(f"https://rebind.test:{stub.port}/b")  # pooled connection
+        assert (r1.status_code, r2.status_code) == (200, 200)
+        assert calls == ["rebind.test"]  # checked once, connected to what was checked
+        assert net.connects == [("127.0.0.1", stub.port)]
+        assert stub.hosts == [f"rebind.test:{stub.port}"] * 2  # Host header keeps the name
+
+        t = build_transport(LOOPBACK, resolver=rebinding, network_backend=net, verify=trust)
+        async with client(t) as c:
+            with pytest.raises(GuardError, match=r"10\.0\.0\.1 \(private\)"):
+                await c.get(f"https://rebind.test:{stub.port}/c")
+        assert net.connects == [("127.0.0.1", stub.port)]  # no new socket
+        assert stub.connections == 1
+
+
+def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / f"{name}.crt", tmp / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def _tls_server(tmp: Path, name: str, stub: Stub) -> tuple[asyncio.Server, ssl.SSLContext]:
+    """An https stub on 127.0.0.1 with a self-signed certificate for ``name``."""
+    cert, key = _self_signed(tmp, name)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    server_ctx.sni_callback = lambda _sock, sni, _ctx: stub.sni.append(sni)
+    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0, ssl=server_ctx)
+    stub.port = server.sockets[0].getsockname()[1]
+    return server, ssl.create_default_context(cafile=str(cert))
+
+
+async def test_tls_sni_and_verification_use_the_hostname(tmp_path: Path) -> None:
+    """Pinned to 127.0.0.1, yet SNI is the name and the certificate is verified for it."""
+    stub = Stub()
+    server, trust = await _tls_server(tmp_path, "upstream.test", stub)
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async with server:
+        net = LoopbackOnly()
+        t = build_transport(LOOPBACK, resolver=resolver, network_backend=net, verify=trust)
+        async with client(t) as c:
+            r = await c.get(f"https://upstream.test:{stub.port}/v1/models")
+        assert r.status_code == 200
+        assert stub.sni == ["upstream.test"]
+        assert stub.hosts == [f"upstream.test:{stub.port}"]
+        assert net.connects == [("127.0.0.1", stub.port)]
+
+        # Same pinned IP, another name: the certificate does not match, so TLS fails.
+        t = build_transport(LOOPBACK, resolver=resolver, network_backend=net, verify=trust)
+        async with client(t) as c:
+            with pytest.raises(httpx.ConnectError, match=r"certificate|hostname"):
+                await c.get(f"https://other.test:{stub.port}/v1/models")
+
+
+async def test_redirects_not_followed_and_guarded_if_they_were(stub: Stub) -> None:
+    stub.location = "http://169.254.169.254/latest/meta-data/iam"
+    net = LoopbackOnly()
+    async with client(build_transport(LOOPBACK, network_backend=net)) as c:
+        assert c.follow_redirects is False
+        r = await c.get(f"http://127.0.0.1:{stub.port}/v1")
+        assert r.status_code == 302  # handed back, not followed
+        # A misconfigured client that follows: the hop is checked by the transport too.
+        with pytest.raises(GuardError, match="metadata"):
+            await c.get(f"http://127.0.0.1:{stub.port}/v1", follow_redirects=True)
+    assert net.connects == [("127.0.0.1", stub.port)]
+
+
+async def test_environment_proxy_is_ignored(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit transport means httpx never routes via HTTP(S)_PROXY (a bypass)."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://10.0.0.1:3128")
+    net = LoopbackOnly()
+    async with client(build_transport(LOOPBACK, network_backend=net)) as c:
+        r = await c.get(f"http://127.0.0.1:{stub.port}/v1")
+    assert r.status_code == 200
+    assert net.connects == [("127.0.0.1", stub.port)]
+
+
+async def test_resolution_failure_and_timeout_map_to_httpx_errors() -> None:
+    """Unresolvable -> ConnectError (router: 503); slow DNS -> ConnectTimeout (504)."""
+
+    async def nxdomain(host: str, port: int) -> list[str]:
+        raise OSError(-2, "Name or service not known")
+
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(5)
+        return ["8.8.8.8"]
+
+    net = LoopbackOnly()
+    async with client(build_transport(Allowlist(), resolver=nxdomain, network_backend=net)) as c:
+        with pytest.raises(httpx.ConnectError, match="cannot resolve"):
+            await c.get("https://nx.example/v1")
+    t = build_transport(Allowlist(), resolver=slow, network_backend=net)
+    async with httpx.AsyncClient(transport=t, timeout=httpx.Timeout(5, connect=0.05)) as c:
+        with pytest.raises(httpx.ConnectTimeout):
+            await c.get("https://slow.example/v1")
+    assert net.connects == []
+
+
+def test_bypassing_options_refused() -> None:
+    with pytest.raises(TypeError, match="bypass"):
+        build_transport(Allowlist(), proxy="http://10.0.0.1:3128")
+    with pytest.raises(TypeError, match="bypass"):
+        build_transport(Allowlist(), uds="/var/run/docker.sock")
