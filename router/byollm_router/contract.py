@@ -61,6 +61,15 @@ BYOLLM_MANAGED_URL: Final = "BYOLLM_MANAGED_URL"
 BYOLLM_ROUTER_TOKEN: Final = "BYOLLM_ROUTER_TOKEN"
 BYOLLM_UPSTREAM_ALLOWLIST: Final = "BYOLLM_UPSTREAM_ALLOWLIST"
 BYOLLM_TENANT: Final = "BYOLLM_TENANT"
+# Managed mode only, optional: a LiteLLM (virtual) key the router sends to the shared
+# LiteLLM as a bearer token, so the platform can attribute managed spend per tenant.
+BYOLLM_MANAGED_API_KEY: Final = "BYOLLM_MANAGED_API_KEY"
+
+# --- router tunables (optional; the operator may leave them unset) ---------------------
+BYOLLM_UPSTREAM_TIMEOUT: Final = "BYOLLM_UPSTREAM_TIMEOUT"  # seconds between upstream bytes
+BYOLLM_UPSTREAM_CONNECT_TIMEOUT: Final = "BYOLLM_UPSTREAM_CONNECT_TIMEOUT"  # seconds
+BYOLLM_MAX_REQUEST_BYTES: Final = "BYOLLM_MAX_REQUEST_BYTES"  # inbound body limit
+BYOLLM_AUTOROUTE_TIMEOUT: Final = "BYOLLM_AUTOROUTE_TIMEOUT"  # classifier call budget, s
 
 # "The four BYO secret keys" of seed 000: reverting to Managed removes them (absent, not empty).
 BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)
@@ -72,7 +81,6 @@ ROUTER_PORT: Final = 8080
 # JSON written by the operator from spec.routing, e.g.
 #   {"auto": true, "models": {"fast": "openai/gpt-oss-20b", "balanced": "qwen/..."}}
 # A category missing from "models" falls back to LLM_MODEL.
-
 
 
 class RoutingTable(BaseModel):

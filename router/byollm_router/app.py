@@ -1,0 +1,649 @@
+"""The router's ASGI app: authenticate, read, default the model, forward, stream back.
+
+Written as a bare ASGI callable rather than on a framework's Request/Response objects: the
+hot path is a dict lookup, one header scan, one JSON parse and one upstream call, which
+keeps the added latency well under a millisecond. Bodies that need no change are forwarded
+as the exact bytes received; upstream bytes go back as received (streams chunk by chunk).
+
+Failure semantics (seed 000/003): an upstream HTTP answer of any status passes through
+verbatim; only failures without an answer become router errors (503 unreachable,
+504 timeout, 502 reset/blocked). There is one upstream and no fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import httpx
+import orjson
+
+from byollm_router import autoroute, errors, guard
+from byollm_router.config import RouterConfig
+from byollm_router.contract import Mode
+from byollm_router.logging import RequestLog
+from byollm_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from byollm_router.metrics import Metrics
+from byollm_router.providers import LocalAnswer, UpstreamCall, build_provider
+from byollm_router.providers.base import FORWARDED_REQUEST_HEADERS
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+SSE = b"text/event-stream"
+
+# Upstream response headers not copied to the client: hop-by-hop, framing the router
+# redoes itself, and state that belongs to the upstream connection (cookies, alt-svc).
+_DROP_RESPONSE_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"server",
+        b"date",
+        b"set-cookie",
+        b"alt-svc",
+    }
+)
+_FORWARDED = frozenset(h.encode() for h in FORWARDED_REQUEST_HEADERS)
+
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
+
+# A request body whose declared size exceeds the limit is drained (so the client reads our
+# 413 instead of a reset) unless it is absurdly large; then the connection is just closed.
+_DRAIN_FACTOR = 8
+
+
+class _ClientGone(Exception):
+    """The client disconnected while we were reading its request."""
+
+
+class _Ctx:
+    """Per-request bookkeeping for the log line and metrics (metadata only)."""
+
+    __slots__ = ("category", "error", "extra_headers", "started", "status", "stream", "upstream")
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.upstream: int | None = None
+        self.category: str | None = None
+        self.error: str | None = None
+        self.stream: bool | None = None
+        self.started = False
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+
+
+class _Watch:
+    """Cancels the request task when the client disconnects mid-request (so the upstream
+    request is closed too and the provider stops generating)."""
+
+    __slots__ = ("finished", "gone", "task")
+
+    def __init__(self) -> None:
+        self.gone = False
+        self.finished = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, receive: Receive, target: asyncio.Task[Any]) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not self.finished:
+                    self.gone = True
+                    target.cancel()
+                return
+
+
+def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
+    """Every upstream connection goes through the SSRF guard (resolve, refuse private,
+    loopback and metadata addresses unless allowlisted, pin the resolved address).
+
+    In Managed mode the shared LiteLLM's host is admitted: the operator sets that URL,
+    not the tenant, and it is in-cluster by design.
+    """
+    entries = [cfg.allowlist or ""]
+    if cfg.mode is Mode.MANAGED:
+        entries.append(httpx.URL(cfg.base_url).host)
+    allowlist = guard.Allowlist.parse(",".join(e for e in entries if e))
+    return guard.build_transport(allowlist, http2=True, limits=_LIMITS, retries=0)
+
+
+def _is_guard_refusal(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, guard.GuardError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def map_upstream_error(exc: BaseException) -> errors.RouterError:
+    """An upstream failure that produced no HTTP answer, as the router's own error."""
+    if _is_guard_refusal(exc):
+        return errors.upstream_blocked()
+    if isinstance(exc, httpx.PoolTimeout):
+        return errors.upstream_overloaded()
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return errors.upstream_unreachable()
+    if isinstance(exc, httpx.TimeoutException):
+        return errors.upstream_timeout()
+    return errors.upstream_broken()
+
+
+def _loads(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:  # orjson refuses integers beyond 64 bits; the standard library does not
+            body = json.loads(raw)
+        except ValueError:
+            raise errors.bad_json() from None
+    if not isinstance(body, dict):
+        raise errors.bad_json()
+    return body
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _response_headers(
+    raw: list[tuple[bytes, bytes]], keep_framing: bool
+) -> list[tuple[bytes, bytes]]:
+    out = []
+    for name, value in raw:
+        lname = name.lower()
+        if lname in _DROP_RESPONSE_HEADERS:
+            continue
+        if not keep_framing and lname in (b"content-encoding", b"content-type"):
+            continue
+        out.append((lname, value))
+    return out
+
+
+class RouterApp:
+    """One tenant's router. ``transport`` overrides the guarded transport (tests only)."""
+
+    def __init__(
+        self, cfg: RouterConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.provider = build_provider(cfg)
+        self.metrics = Metrics()
+        self.log = RequestLog(cfg.tenant)
+        self._token = cfg.router_token.get_secret_value().encode()
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._routes: dict[str, tuple[str, bytes, bool]] = {
+            "/v1/chat/completions": ("chat_completions", b"POST", True),
+            "/v1/embeddings": ("embeddings", b"POST", True),
+            "/v1/models": ("models", b"GET", True),
+            "/healthz": ("healthz", b"GET", False),
+            "/readyz": ("readyz", b"GET", False),
+            "/metrics": ("metrics", b"GET", False),
+        }
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        transport = self._transport or _make_transport(self.cfg)
+        timeout = httpx.Timeout(
+            connect=self.cfg.connect_timeout_s,
+            read=self.cfg.upstream_timeout_s,
+            write=self.cfg.upstream_timeout_s,
+            pool=self.cfg.connect_timeout_s,
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,  # no proxy or netrc from the environment: one upstream, direct
+            # Cookies set by a provider must not carry over to later requests.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        )
+        self.log.event(
+            "started",
+            mode=self.cfg.mode.value,
+            provider=self.provider.name,
+            auto=self.cfg.routing.auto,
+        )
+
+    async def shutdown(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("router not started")
+        return self._client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        entry = self._routes.get(path) or self._routes.get(path.rstrip("/"))
+        ctx = _Ctx()
+        route = entry[0] if entry else "unknown"
+        try:
+            if entry is None:
+                raise errors.not_found()
+            _, method, needs_auth = entry
+            if scope["method"].encode() != method and not (
+                method == b"GET" and scope["method"] == "HEAD"
+            ):
+                raise errors.method_not_allowed()
+            if not needs_auth:
+                await self._probe(route, send, ctx)
+                return
+            auth = clen = None
+            client_headers: dict[str, str] = {}
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    auth = value
+                elif name == b"content-length":
+                    clen = value
+                elif name in _FORWARDED:
+                    client_headers[name.decode()] = value.decode("latin-1")
+            if not self._authorized(auth):
+                raise errors.unauthorized()
+            if route == "models":
+                await self._models(client_headers, receive, send, ctx)
+            else:
+                raw = await self._read_body(receive, clen)
+                if route == "chat_completions":
+                    await self._chat(raw, client_headers, receive, send, ctx)
+                else:
+                    await self._embeddings(raw, client_headers, receive, send, ctx)
+        except errors.RouterError as exc:
+            ctx.error = exc.code
+            if not ctx.started:
+                await self._respond(send, ctx, exc.status, exc.body())
+        except _ClientGone:
+            ctx.status, ctx.error = 499, "client_disconnected"
+        except Exception as exc:
+            ctx.error = "internal_error"
+            self.log.event("internal error", route=route, exc_type=type(exc).__name__)
+            if not ctx.started:
+                err = errors.RouterError(
+                    500, "Internal router error.", "server_error", "internal_error"
+                )
+                await self._respond(send, ctx, 500, err.body())
+        finally:
+            if entry is None or entry[2]:
+                self._record(route, scope["method"], ctx, started)
+
+    def _record(self, route: str, method: str, ctx: _Ctx, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        status = str(ctx.status)
+        self.metrics.requests.labels(route, status).inc()
+        self.metrics.latency.labels(route).observe(elapsed)
+        self.log.request(
+            route=route,
+            method=method,
+            status=ctx.status,
+            latency_ms=elapsed * 1000.0,
+            category=ctx.category,
+            upstream_status=ctx.upstream,
+            error=ctx.error,
+            stream=ctx.stream,
+        )
+
+    def _authorized(self, value: bytes | None) -> bool:
+        if value is None or len(value) < 8 or value[:7].lower() != b"bearer ":
+            # Still compare, so a missing header costs the same as a wrong one.
+            hmac.compare_digest(b"", self._token)
+            return False
+        return hmac.compare_digest(value[7:].strip(), self._token)
+
+    async def _probe(self, route: str, send: Send, ctx: _Ctx) -> None:
+        if route == "metrics":
+            self.metrics.requests.labels(route, "200").inc()
+            await self._respond(
+                send, ctx, 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode()
+            )
+        elif route == "readyz" and self._client is None:
+            await self._respond(send, ctx, 503, b'{"status":"starting"}')
+        else:
+            await self._respond(send, ctx, 200, b'{"status":"ok"}')
+
+    async def _respond(
+        self,
+        send: Send,
+        ctx: _Ctx,
+        status: int,
+        body: bytes,
+        content_type: bytes = JSON,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        out = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        if headers:
+            out.extend(headers)
+        if ctx.extra_headers:
+            out.extend(ctx.extra_headers)
+        ctx.status = status
+        ctx.started = True
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _read_body(self, receive: Receive, clen: bytes | None) -> bytes:
+        limit = self.cfg.max_request_bytes
+        if clen is not None:
+            try:
+                declared = int(clen)
+            except ValueError:
+                raise errors.bad_field("content-length", "Invalid Content-Length.") from None
+            if declared > limit:
+                if declared <= limit * _DRAIN_FACTOR:
+                    await self._drain(receive)
+                raise errors.too_large(limit)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body"):
+            if len(body) > limit:
+                raise errors.too_large(limit)
+            return body
+        chunks = [body]
+        total = len(body)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                if total <= limit * _DRAIN_FACTOR and message.get("more_body"):
+                    await self._drain(receive)
+                raise errors.too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _drain(self, receive: Receive) -> None:
+        budget = self.cfg.max_request_bytes * _DRAIN_FACTOR
+        while budget > 0:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            budget -= len(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    # --- routes ---------------------------------------------------------------------------
+
+    async def _chat(
+        self,
+        raw: bytes,
+        client_headers: dict[str, str],
+        receive: Receive,
+        send: Send,
+        ctx: _Ctx,
+    ) -> None:
+        body = _loads(raw)
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise errors.bad_field("model", "model must be a string.")
+        changed = False
+        if autoroute.wants_auto(body, self.cfg.routing):
+            decision = await autoroute.decide(
+                body,
+                self.cfg.routing,
+                self.cfg.model or "",
+                self._classify,
+                self.cfg.autoroute_timeout_s,
+            )
+            body["model"] = decision.model
+            changed = True
+            ctx.category = decision.category.value
+            self.metrics.categories.labels(ctx.category).inc()
+            ctx.extra_headers = [
+                (b"x-byollm-category", ctx.category.encode()),
+                (b"x-byollm-model", decision.model.encode("utf-8", "replace")),
+            ]
+        elif not model and self.cfg.model:
+            body["model"] = self.cfg.model
+            changed = True
+        stream = body.get("stream") is True
+        ctx.stream = stream
+        content = _dumps(body) if changed else raw
+        call = self.provider.chat(body, content, client_headers)
+        await self._proxy("chat_completions", call, stream, receive, send, ctx)
+
+    async def _embeddings(
+        self,
+        raw: bytes,
+        client_headers: dict[str, str],
+        receive: Receive,
+        send: Send,
+        ctx: _Ctx,
+    ) -> None:
+        body = _loads(raw)
+        call = self.provider.embeddings(body, raw, client_headers)
+        await self._proxy("embeddings", call, False, receive, send, ctx)
+
+    async def _models(
+        self, client_headers: dict[str, str], receive: Receive, send: Send, ctx: _Ctx
+    ) -> None:
+        answer = self.provider.models(client_headers)
+        if isinstance(answer, LocalAnswer):
+            await self._respond(send, ctx, answer.status, answer.body)
+            return
+        await self._proxy("models", answer, False, receive, send, ctx)
+
+    # --- the classifier for the auto-router -----------------------------------------------
+
+    async def _classify(self, messages: list[dict[str, Any]], model: str, timeout_s: float) -> str:
+        """A non-streaming call to the *same* upstream (the tenant's provider in BYO, the
+        shared LiteLLM in Managed): the classifier never touches other infrastructure."""
+        body = autoroute.classifier_request_body(messages, model)
+        call = self.provider.chat(body, _dumps(body), {})
+        request = httpx.Request(
+            call.method,
+            call.url,
+            headers=call.headers,
+            content=call.content,
+            extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
+        )
+        response = await self.client.send(request)
+        response.raise_for_status()
+        data = response.content
+        if call.translator is not None:
+            data = call.translator.body(data)
+        answer = orjson.loads(data)
+        content = answer["choices"][0]["message"].get("content")
+        return content if isinstance(content, str) else ""
+
+    # --- upstream ---------------------------------------------------------------------------
+
+    async def _proxy(
+        self,
+        route: str,
+        call: UpstreamCall,
+        stream: bool,
+        receive: Receive,
+        send: Send,
+        ctx: _Ctx,
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _Watch()
+        watcher = asyncio.create_task(watch.run(receive, task))
+        try:
+            await self._forward(route, call, stream, send, ctx, watch)
+        except asyncio.CancelledError:
+            if not watch.gone:
+                raise
+            task.uncancel()
+            ctx.status, ctx.error = 499, "client_disconnected"
+            self.metrics.client_disconnects.labels(route).inc()
+        finally:
+            watch.finished = True
+            watcher.cancel()
+
+    async def _forward(
+        self,
+        route: str,
+        call: UpstreamCall,
+        stream: bool,
+        send: Send,
+        ctx: _Ctx,
+        watch: _Watch,
+    ) -> None:
+        translate = call.translator
+        # Passthrough keeps the upstream's encoding (no decompress/recompress); translated
+        # answers are decoded first.
+        encoding = "gzip, deflate" if translate else "identity"
+        request = httpx.Request(
+            call.method,
+            call.url,
+            headers=[*call.headers, ("accept-encoding", encoding)],
+            content=call.content,
+        )
+        sent_at = time.perf_counter()
+        try:
+            response = await self.client.send(request, stream=True)
+        except (httpx.HTTPError, guard.GuardError) as exc:
+            mapped = map_upstream_error(exc)
+            self.metrics.upstream_errors.labels(route, mapped.code).inc()
+            raise mapped from None
+        try:
+            self.metrics.upstream_latency.labels(route).observe(time.perf_counter() - sent_at)
+            status = response.status_code
+            ctx.upstream = status
+            self.metrics.upstream.labels(route, str(status)).inc()
+            ok = 200 <= status < 300
+            if not ok:
+                translate = None  # provider errors pass through verbatim
+            if not stream or not ok:
+                await self._forward_buffered(route, response, translate, send, ctx)
+            else:
+                await self._forward_stream(route, response, translate, send, ctx, watch)
+        finally:
+            await response.aclose()
+
+    async def _forward_buffered(
+        self,
+        route: str,
+        response: httpx.Response,
+        translate: Any,
+        send: Send,
+        ctx: _Ctx,
+    ) -> None:
+        try:
+            if translate is not None:
+                data = await response.aread()
+            else:
+                data = b"".join([chunk async for chunk in response.aiter_raw()])
+        except httpx.HTTPError as exc:
+            mapped = map_upstream_error(exc)
+            if mapped.code == "upstream_unreachable":
+                mapped = errors.upstream_broken()
+            self.metrics.upstream_errors.labels(route, mapped.code).inc()
+            raise mapped from None
+        headers = _response_headers(response.headers.raw, keep_framing=translate is None)
+        content_type = JSON
+        if translate is not None:
+            try:
+                data = translate.body(data)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise errors.upstream_bad_response() from None
+        else:
+            content_type = response.headers.get("content-type", "application/json").encode()
+            headers = [h for h in headers if h[0] != b"content-type"]
+        await self._respond(send, ctx, response.status_code, data, content_type, headers)
+
+    async def _forward_stream(
+        self,
+        route: str,
+        response: httpx.Response,
+        translate: Any,
+        send: Send,
+        ctx: _Ctx,
+        watch: _Watch,
+    ) -> None:
+        headers = _response_headers(response.headers.raw, keep_framing=translate is None)
+        if translate is not None:
+            headers.append((b"content-type", SSE))
+            translator = translate.stream()
+        else:
+            translator = None
+        headers.extend(ctx.extra_headers)
+        ctx.status = response.status_code
+        ctx.started = True
+        await send({"type": "http.response.start", "status": ctx.status, "headers": headers})
+        tail = b""
+        try:
+            if translator is None:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:
+                async for chunk in response.aiter_bytes():
+                    out = translator.feed(chunk)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                tail = translator.finish()
+        except httpx.HTTPError as exc:
+            mapped = map_upstream_error(exc)
+            if mapped.code == "upstream_unreachable":
+                mapped = errors.upstream_broken()
+            ctx.error = mapped.code
+            self.metrics.upstream_errors.labels(route, mapped.code).inc()
+            if not response.headers.get("content-encoding"):
+                tail = mapped.sse_event()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ctx.error = "upstream_bad_response"
+            tail = errors.upstream_bad_response().sse_event()
+        watch.finished = True
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def create_app(cfg: RouterConfig, **kwargs: Any) -> RouterApp:
+    """The ASGI app for ``cfg`` (Managed or BYO — never both)."""
+    if cfg.mode is Mode.MANAGED:
+        assert cfg.provider is None
+    return RouterApp(cfg, **kwargs)

@@ -1,0 +1,227 @@
+"""Router configuration: read once from the environment (the contract), validated up front.
+
+A misconfigured router must fail at start-up with one line that names the variable at
+fault and never echoes a value (the API key travels in the same environment), rather than
+fail on the first tenant request.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import orjson
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from byollm_router import contract as c
+from byollm_router import guard
+from byollm_router.contract import Mode, ProviderType, RoutingTable
+
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+DEFAULT_UPSTREAM_TIMEOUT_S = 600.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+DEFAULT_AUTOROUTE_TIMEOUT_S = 2.0  # = autoroute.DEFAULT_CLASSIFIER_TIMEOUT_S
+
+_AZURE_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is one line naming the variable, no values."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class RouterConfig(BaseModel):
+    """Everything the router reads, resolved and validated.
+
+    ``upstream_key`` is the credential sent upstream (the tenant's key in BYO, the optional
+    LiteLLM key in Managed); it and the router token are ``SecretStr`` so no repr, log line
+    or validation error can show them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Mode
+    provider: ProviderType | None  # None in Managed mode
+    base_url: str  # upstream base (…/v1), no trailing slash: tenant provider or shared LiteLLM
+    upstream_key: SecretStr | None
+    model: str | None  # default model
+    router_token: SecretStr
+    routing: RoutingTable
+    azure_api_version: str
+    allowlist: str | None
+    tenant: str
+    upstream_timeout_s: float
+    connect_timeout_s: float
+    max_request_bytes: int
+    autoroute_timeout_s: float
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    """Unset and empty are the same: the operator removes keys rather than blanking them."""
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _url(env: Mapping[str, str], name: str, value: str) -> str:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ConfigError(name, "is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, "must be an http(s) URL with a host")
+    if parts.query or parts.fragment:
+        raise ConfigError(name, "must not carry a query string or fragment")
+    if parts.username or parts.password:
+        raise ConfigError(name, "must not embed credentials")
+    return value.rstrip("/")
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, "must be a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(name, "must be a positive number of seconds")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, "must be a whole number of bytes") from None
+    if value <= 0:
+        raise ConfigError(name, "must be a positive number of bytes")
+    return value
+
+
+def _routing(env: Mapping[str, str]) -> RoutingTable:
+    raw = _get(env, c.LLM_ROUTING)
+    if raw is None:
+        return RoutingTable()
+    try:
+        return RoutingTable.model_validate(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        raise ConfigError(c.LLM_ROUTING, "is not valid JSON") from None
+    except ValidationError as exc:
+        # Name the offending field, never its value.
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"]) or "table"
+        raise ConfigError(c.LLM_ROUTING, f"invalid routing table at {where!r}") from None
+
+
+def _mode(env: Mapping[str, str]) -> Mode:
+    raw = _get(env, c.LLM_MODE)
+    if raw is not None:
+        for mode in Mode:
+            if raw.lower() == mode.value.lower():
+                return mode
+        raise ConfigError(c.LLM_MODE, "must be BYO or Managed")
+    if all(_get(env, k) for k in c.BYO_SECRET_KEYS):
+        return Mode.BYO
+    if _get(env, c.BYOLLM_MANAGED_URL):
+        return Mode.MANAGED
+    raise ConfigError(
+        c.LLM_MODE,
+        f"unset, and neither the four BYO keys ({', '.join(c.BYO_SECRET_KEYS)}) "
+        f"nor {c.BYOLLM_MANAGED_URL} are set",
+    )
+
+
+def load_config(env: Mapping[str, str]) -> RouterConfig:
+    """Build the config from an environment mapping; raise :class:`ConfigError`."""
+    token = _get(env, c.BYOLLM_ROUTER_TOKEN)
+    if token is None:
+        raise ConfigError(c.BYOLLM_ROUTER_TOKEN, "is required (the inbound bearer token)")
+    mode = _mode(env)
+    routing = _routing(env)
+
+    provider: ProviderType | None = None
+    azure_version = _get(env, c.LLM_AZURE_API_VERSION) or DEFAULT_AZURE_API_VERSION
+    if mode is Mode.BYO:
+        raw_provider = _get(env, c.LLM_PROVIDER)
+        if raw_provider is None:
+            raise ConfigError(c.LLM_PROVIDER, "is required in BYO mode")
+        try:
+            provider = ProviderType(raw_provider.lower())
+        except ValueError:
+            allowed = ", ".join(p.value for p in ProviderType)
+            raise ConfigError(c.LLM_PROVIDER, f"must be one of {allowed}") from None
+        raw_base = _get(env, c.LLM_BASE_URL)
+        if raw_base is None:
+            if provider in c.PROVIDERS_REQUIRING_BASE_URL:
+                raise ConfigError(c.LLM_BASE_URL, f"is required for provider {provider.value}")
+            raw_base = c.DEFAULT_BASE_URLS[provider]
+        base_url = _url(env, c.LLM_BASE_URL, raw_base)
+        key = _get(env, c.LLM_API_KEY)
+        if key is None:
+            raise ConfigError(c.LLM_API_KEY, "is required in BYO mode")
+        if any(ch in key for ch in "\r\n\0"):
+            raise ConfigError(c.LLM_API_KEY, "contains a control character")
+        model = _get(env, c.LLM_MODEL)
+        if model is None:
+            raise ConfigError(c.LLM_MODEL, "is required in BYO mode")
+        if provider is ProviderType.AZURE and not _AZURE_VERSION_RE.match(azure_version):
+            raise ConfigError(c.LLM_AZURE_API_VERSION, "must look like 2024-10-21[-preview]")
+    else:
+        raw_managed = _get(env, c.BYOLLM_MANAGED_URL)
+        if raw_managed is None:
+            raise ConfigError(c.BYOLLM_MANAGED_URL, "is required in Managed mode")
+        base_url = _url(env, c.BYOLLM_MANAGED_URL, raw_managed)
+        # The tenant's own key is never used in Managed mode, even if still present.
+        key = _get(env, c.BYOLLM_MANAGED_API_KEY)
+        if key is not None and any(ch in key for ch in "\r\n\0"):
+            raise ConfigError(c.BYOLLM_MANAGED_API_KEY, "contains a control character")
+        model = _get(env, c.LLM_MODEL)
+
+    allowlist = _get(env, c.BYOLLM_UPSTREAM_ALLOWLIST)
+    try:
+        allow = guard.Allowlist.parse(allowlist)
+    except ValueError:
+        raise ConfigError(
+            c.BYOLLM_UPSTREAM_ALLOWLIST, "has an entry that is not a host or CIDR"
+        ) from None
+    if mode is Mode.BYO:
+        # The static half of the SSRF guard, at start-up; DNS is checked at connect time.
+        try:
+            guard.check_url(base_url, allow)
+        except guard.GuardError as exc:
+            raise ConfigError(c.LLM_BASE_URL, f"refused by the SSRF guard ({exc.reason})") from None
+
+    return RouterConfig(
+        mode=mode,
+        provider=provider,
+        base_url=base_url,
+        upstream_key=SecretStr(key) if key is not None else None,
+        model=model,
+        router_token=SecretStr(token),
+        routing=routing,
+        azure_api_version=azure_version,
+        allowlist=allowlist,
+        tenant=_get(env, c.BYOLLM_TENANT) or "",
+        upstream_timeout_s=_positive_float(
+            env, c.BYOLLM_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT_S
+        ),
+        connect_timeout_s=_positive_float(
+            env, c.BYOLLM_UPSTREAM_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S
+        ),
+        max_request_bytes=_positive_int(env, c.BYOLLM_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_BYTES),
+        autoroute_timeout_s=_positive_float(
+            env, c.BYOLLM_AUTOROUTE_TIMEOUT, DEFAULT_AUTOROUTE_TIMEOUT_S
+        ),
+    )

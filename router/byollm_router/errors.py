@@ -1,0 +1,147 @@
+"""Errors the router itself produces, shaped like OpenAI's so every SDK parses them.
+
+Provider errors are never re-shaped: they pass through verbatim (seed 000). Only failures
+that happen *at* the router (auth, size, bad JSON, upstream unreachable/timeout/blocked)
+use these bodies. Messages are fixed strings: never a prompt fragment, a key or a URL query.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+
+class RouterError(Exception):
+    """An error answered by the router with an OpenAI-shaped body."""
+
+    def __init__(
+        self, status: int, message: str, type_: str, code: str, param: str | None = None
+    ) -> None:
+        super().__init__(code)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+
+    def body(self) -> bytes:
+        return error_body(self.message, self.type, self.code, self.param)
+
+    def sse_event(self) -> bytes:
+        """The same error as one SSE event, for failures after a stream has started.
+
+        The OpenAI SDK raises ``APIError`` when a ``data:`` event carries an ``error`` key.
+        """
+        return b"data: " + self.body() + b"\n\n"
+
+
+def error_body(message: str, type_: str, code: str, param: str | None = None) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    )
+
+
+# --- the router's own errors --------------------------------------------------------------
+
+
+def unauthorized() -> RouterError:
+    return RouterError(
+        401,
+        "Missing or invalid bearer token for this router.",
+        "invalid_request_error",
+        "invalid_router_token",
+    )
+
+
+def too_large(limit: int) -> RouterError:
+    return RouterError(
+        413,
+        f"Request body exceeds the router's limit of {limit} bytes.",
+        "invalid_request_error",
+        "request_too_large",
+    )
+
+
+def bad_json() -> RouterError:
+    return RouterError(
+        400,
+        "Request body is not valid JSON (expected a JSON object).",
+        "invalid_request_error",
+        "invalid_json",
+    )
+
+
+def bad_field(param: str, message: str) -> RouterError:
+    return RouterError(400, message, "invalid_request_error", "invalid_value", param)
+
+
+def not_found() -> RouterError:
+    return RouterError(404, "Unknown route.", "invalid_request_error", "unknown_url")
+
+
+def method_not_allowed() -> RouterError:
+    return RouterError(405, "Method not allowed.", "invalid_request_error", "method_not_allowed")
+
+
+def unsupported(what: str, provider: str) -> RouterError:
+    return RouterError(
+        400,
+        f"{what} is not supported by provider {provider}.",
+        "invalid_request_error",
+        "unsupported_by_provider",
+    )
+
+
+def upstream_unreachable() -> RouterError:
+    return RouterError(
+        503,
+        "The LLM provider is unreachable. There is no fallback to another provider.",
+        "upstream_error",
+        "upstream_unreachable",
+    )
+
+
+def upstream_timeout() -> RouterError:
+    return RouterError(
+        504,
+        "The LLM provider did not answer in time.",
+        "upstream_error",
+        "upstream_timeout",
+    )
+
+
+def upstream_overloaded() -> RouterError:
+    return RouterError(
+        503,
+        "The router has no free upstream connection; retry shortly.",
+        "upstream_error",
+        "router_overloaded",
+    )
+
+
+def upstream_broken() -> RouterError:
+    return RouterError(
+        502,
+        "The connection to the LLM provider failed during the response.",
+        "upstream_error",
+        "upstream_disconnected",
+    )
+
+
+def upstream_bad_response() -> RouterError:
+    return RouterError(
+        502,
+        "The LLM provider sent a response the router could not translate.",
+        "upstream_error",
+        "upstream_bad_response",
+    )
+
+
+def upstream_blocked() -> RouterError:
+    """The SSRF guard refused the provider's address: a config problem, not the caller's."""
+    return RouterError(
+        502,
+        "The router refused to connect to the provider's address "
+        "(private, loopback or metadata address not on the allowlist).",
+        "upstream_error",
+        "upstream_blocked",
+    )

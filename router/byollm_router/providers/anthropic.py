@@ -1,0 +1,528 @@
+"""Anthropic native: OpenAI chat completions ⇄ Anthropic Messages, streaming included.
+
+The tenant's agent speaks OpenAI; Anthropic's API does not (seed 000 v1 could not serve it).
+The translation functions are pure and unit-tested; only 2xx answers are translated —
+Anthropic's error bodies pass through verbatim like every provider's (seed 000/003).
+
+Anthropic rejects unknown top-level fields, so OpenAI-only fields (``n`` = 1, penalties,
+``seed``, ``logprobs``, ``response_format``, ``stream_options`` …) are dropped, and only
+Anthropic-native extras (``top_k``, ``thinking``, ``metadata`` …) are passed through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from byollm_router import errors
+from byollm_router.providers.base import (
+    USER_AGENT,
+    LocalAnswer,
+    Provider,
+    StreamTranslator,
+    UpstreamCall,
+    forwarded,
+)
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+
+# Anthropic-native request fields passed through untouched when a caller sends them.
+NATIVE_FIELDS = frozenset(
+    {"top_k", "thinking", "metadata", "service_tier", "container", "mcp_servers"}
+)
+
+STOP_REASONS: dict[str | None, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def _bad(param: str, message: str) -> errors.RouterError:
+    return errors.bad_field(param, message)
+
+
+# --- request: OpenAI → Anthropic ----------------------------------------------------------
+
+
+def _text_of(content: Any, param: str) -> str:
+    """Text of a system/developer/tool message (a string or a list of text parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise _bad(param, "Only text parts are supported here by provider anthropic.")
+            texts.append(str(part.get("text", "")))
+        return "".join(texts)
+    raise _bad(param, "Message content must be a string or a list of parts.")
+
+
+def image_block(url: str, param: str) -> dict[str, Any]:
+    """An OpenAI ``image_url`` (http(s) or base64 data URL) as an Anthropic image block."""
+    if url.startswith("data:"):
+        header, sep, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not sep or encoding != "base64" or not media_type:
+            raise _bad(param, "Image data URLs must be base64 (data:<type>;base64,<data>).")
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise _bad(param, "Image URL must be http(s) or a base64 data URL.")
+
+
+def _user_blocks(content: Any, param: str) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise _bad(param, "Message content must be a string or a list of parts.")
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        where = f"{param}[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            text = str(part.get("text", ""))
+            if text:
+                blocks.append({"type": "text", "text": text})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str):
+                raise _bad(where, "image_url.url must be a string.")
+            blocks.append(image_block(url, where))
+        else:
+            raise _bad(where, f"Content part type {kind!r} is not supported by provider anthropic.")
+    return blocks
+
+
+def _assistant_blocks(msg: Mapping[str, Any], param: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    content = msg.get("content")
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and part.get("text"):
+                blocks.append({"type": "text", "text": str(part["text"])})
+    elif isinstance(content, str) and content:
+        blocks.append({"type": "text", "text": content})
+    for k, call in enumerate(msg.get("tool_calls") or ()):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(call.get("id"), str):
+            raise _bad(f"{param}.tool_calls[{k}]", "A tool call needs an id and a function.")
+        raw_args = fn.get("arguments") or "{}"
+        try:
+            args = orjson.loads(raw_args) if isinstance(raw_args, str) else raw_args
+        except orjson.JSONDecodeError:
+            raise _bad(
+                f"{param}.tool_calls[{k}].function.arguments", "Tool arguments must be JSON."
+            ) from None
+        if not isinstance(args, dict):
+            raise _bad(
+                f"{param}.tool_calls[{k}].function.arguments", "Tool arguments must be an object."
+            )
+        blocks.append({"type": "tool_use", "id": call["id"], "name": fn.get("name"), "input": args})
+    return blocks
+
+
+def _append(messages: list[dict[str, Any]], role: str, content: Any) -> None:
+    """Append a turn, merging with the previous one when the role repeats (Anthropic
+    expects alternating turns; OpenAI allows e.g. several tool results in a row)."""
+    if messages and messages[-1]["role"] == role:
+        prev = messages[-1]["content"]
+        prev_blocks = [{"type": "text", "text": prev}] if isinstance(prev, str) else prev
+        new_blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        messages[-1]["content"] = [b for b in prev_blocks + new_blocks if b.get("text", 1) != ""]
+    else:
+        messages.append({"role": role, "content": content})
+
+
+def convert_messages(
+    openai_messages: Any,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """OpenAI ``messages`` → (Anthropic ``system`` blocks, Anthropic ``messages``)."""
+    if not isinstance(openai_messages, list) or not openai_messages:
+        raise _bad("messages", "messages must be a non-empty list.")
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for i, msg in enumerate(openai_messages):
+        param = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise _bad(param, "Each message must be an object.")
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            text = _text_of(msg.get("content"), f"{param}.content")
+            if text:
+                system.append({"type": "text", "text": text})
+        elif role == "user":
+            _append(out, "user", _user_blocks(msg.get("content"), f"{param}.content"))
+        elif role == "assistant":
+            blocks = _assistant_blocks(msg, param)
+            if blocks:
+                _append(out, "assistant", blocks)
+        elif role == "tool":
+            tool_id = msg.get("tool_call_id")
+            if not isinstance(tool_id, str):
+                raise _bad(f"{param}.tool_call_id", "A tool message needs tool_call_id.")
+            result = {
+                "type": "tool_result",
+                "tool_use_id": tool_id,
+                "content": _text_of(msg.get("content"), f"{param}.content"),
+            }
+            _append(out, "user", [result])
+        else:
+            raise _bad(f"{param}.role", f"Role {role!r} is not supported by provider anthropic.")
+    return system, out
+
+
+def convert_tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise _bad("tools", "tools must be a list.")
+    out = []
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+            raise _bad(f"tools[{i}]", "Only function tools are supported by provider anthropic.")
+        converted: dict[str, Any] = {
+            "name": fn.get("name"),
+            "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
+        }
+        if fn.get("description"):
+            converted["description"] = fn["description"]
+        out.append(converted)
+    return out
+
+
+def convert_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    """OpenAI ``tool_choice`` (+ ``parallel_tool_calls``) → Anthropic ``tool_choice``."""
+    result: dict[str, Any] | None
+    if choice is None:
+        result = None
+    elif choice == "auto":
+        result = {"type": "auto"}
+    elif choice == "required":
+        result = {"type": "any"}
+    elif choice == "none":
+        result = {"type": "none"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        result = {"type": "tool", "name": choice["function"].get("name")}
+    else:
+        raise _bad("tool_choice", "Unsupported tool_choice for provider anthropic.")
+    if parallel is False:
+        result = result or {"type": "auto"}
+        if result["type"] != "none":
+            result["disable_parallel_tool_use"] = True
+    return result
+
+
+def to_anthropic(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI chat-completions request as an Anthropic Messages request."""
+    n = body.get("n")
+    if n not in (None, 1):
+        raise _bad("n", "n > 1 is not supported by provider anthropic.")
+    system, messages = convert_messages(body.get("messages"))
+    out: dict[str, Any] = {"model": body.get("model"), "messages": messages}
+    if system:
+        out["system"] = system
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    out["max_tokens"] = max_tokens if isinstance(max_tokens, int) else DEFAULT_MAX_TOKENS
+    temperature = body.get("temperature")
+    if isinstance(temperature, int | float):
+        out["temperature"] = min(float(temperature), 1.0)  # OpenAI allows 0..2, Anthropic 0..1
+    if body.get("top_p") is not None:
+        out["top_p"] = body["top_p"]
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        out["stop_sequences"] = [stop]
+    elif isinstance(stop, list) and stop:
+        out["stop_sequences"] = stop
+    if body.get("stream") is True:
+        out["stream"] = True
+    tools = body.get("tools")
+    if tools:
+        out["tools"] = convert_tools(tools)
+    choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+    if choice is not None and tools:
+        out["tool_choice"] = choice
+    if isinstance(body.get("user"), str):
+        out["metadata"] = {"user_id": body["user"]}
+    for key in NATIVE_FIELDS:
+        if key in body:
+            out[key] = body[key]
+    return out
+
+
+# --- response: Anthropic → OpenAI -----------------------------------------------------------
+
+
+def convert_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    cached = int(usage.get("cache_read_input_tokens") or 0)
+    created = int(usage.get("cache_creation_input_tokens") or 0)
+    prompt = int(usage.get("input_tokens") or 0) + cached + created
+    completion = int(usage.get("output_tokens") or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
+def from_anthropic(msg: Mapping[str, Any], created: int) -> dict[str, Any]:
+    """An Anthropic ``message`` as an OpenAI ``chat.completion``."""
+    texts: list[str] = []
+    thinking: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in msg.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "thinking":
+            thinking.append(block.get("thinking", ""))
+        elif kind == "tool_use":
+            tool_calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not tool_calls else None,
+    }
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    if thinking:
+        message["reasoning_content"] = "".join(thinking)
+    return {
+        "id": msg.get("id"),
+        "object": "chat.completion",
+        "created": created,
+        "model": msg.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": STOP_REASONS.get(msg.get("stop_reason"), "stop"),
+                "logprobs": None,
+            }
+        ],
+        "usage": convert_usage(msg.get("usage") or {}),
+    }
+
+
+class AnthropicStream:
+    """Anthropic SSE events → OpenAI ``chat.completion.chunk`` SSE, incrementally.
+
+    Feeds arbitrary byte slices (events may straddle reads); emits one OpenAI chunk per
+    content delta, so time-to-first-token is preserved.
+    """
+
+    def __init__(self, include_usage: bool, created: int) -> None:
+        self._buf = b""
+        self._include_usage = include_usage
+        self._created = created
+        self._id = ""
+        self._model = ""
+        self._usage: dict[str, Any] = {}
+        self._tools: dict[int, int] = {}  # anthropic block index → openai tool_calls index
+        self.done = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def feed(self, data: bytes) -> bytes:
+        self._buf += data
+        if b"\r" in self._buf:
+            self._buf = self._buf.replace(b"\r\n", b"\n")
+        out: list[bytes] = []
+        while True:
+            end = self._buf.find(b"\n\n")
+            if end < 0:
+                break
+            raw_event, self._buf = self._buf[:end], self._buf[end + 2 :]
+            payload = b"\n".join(
+                line[5:].lstrip() for line in raw_event.split(b"\n") if line.startswith(b"data:")
+            )
+            if payload:
+                out.append(self._event(orjson.loads(payload)))
+        return b"".join(out)
+
+    def _event(self, ev: Mapping[str, Any]) -> bytes:
+        kind = ev.get("type")
+        if kind == "message_start":
+            msg = ev.get("message") or {}
+            self._id = str(msg.get("id", ""))
+            self._model = str(msg.get("model", ""))
+            self._usage.update(msg.get("usage") or {})
+            return self._chunk({"role": "assistant", "content": ""})
+        if kind == "content_block_start":
+            block = ev.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                idx = self._tools[int(ev.get("index", 0))] = len(self._tools)
+                call = {
+                    "index": idx,
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": ""},
+                }
+                return self._chunk({"tool_calls": [call]})
+            if block.get("type") == "text" and block.get("text"):
+                return self._chunk({"content": block["text"]})
+            return b""
+        if kind == "content_block_delta":
+            delta = ev.get("delta") or {}
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                return self._chunk({"content": delta.get("text", "")})
+            if dtype == "input_json_delta":
+                idx = self._tools.get(int(ev.get("index", 0)), 0)
+                part = {"index": idx, "function": {"arguments": delta.get("partial_json", "")}}
+                return self._chunk({"tool_calls": [part]})
+            if dtype == "thinking_delta":
+                return self._chunk({"reasoning_content": delta.get("thinking", "")})
+            return b""
+        if kind == "message_delta":
+            self._usage.update((ev.get("usage") or {}).items())
+            reason = (ev.get("delta") or {}).get("stop_reason")
+            return self._chunk({}, STOP_REASONS.get(reason, "stop"))
+        if kind == "message_stop":
+            self.done = True
+            tail = b""
+            if self._include_usage:
+                chunk = {
+                    "id": self._id,
+                    "object": "chat.completion.chunk",
+                    "created": self._created,
+                    "model": self._model,
+                    "choices": [],
+                    "usage": convert_usage(self._usage),
+                }
+                tail = b"data: " + orjson.dumps(chunk) + b"\n\n"
+            return tail + b"data: [DONE]\n\n"
+        if kind == "error":
+            self.done = True
+            err = ev.get("error") or {}
+            body = {
+                "error": {
+                    "message": err.get("message", "upstream error"),
+                    "type": err.get("type", "api_error"),
+                    "param": None,
+                    "code": None,
+                }
+            }
+            return b"data: " + orjson.dumps(body) + b"\n\n"
+        return b""  # ping and future event types
+
+    def finish(self) -> bytes:
+        """Called when upstream ends; a stream cut before ``message_stop`` is an error."""
+        if self.done:
+            return b""
+        self.done = True
+        return errors.upstream_broken().sse_event()
+
+
+class ChatTranslator:
+    def __init__(self, include_usage: bool) -> None:
+        self._include_usage = include_usage
+        self._created = int(time.time())
+
+    def body(self, data: bytes) -> bytes:
+        return orjson.dumps(from_anthropic(orjson.loads(data), self._created))
+
+    def stream(self) -> StreamTranslator:
+        return AnthropicStream(self._include_usage, self._created)
+
+
+def _epoch(value: Any) -> int:
+    try:
+        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+class ModelsTranslator:
+    """Anthropic's model list → OpenAI's ``{"object": "list", "data": [...]}``."""
+
+    def body(self, data: bytes) -> bytes:
+        listing = orjson.loads(data)
+        models = [
+            {
+                "id": m.get("id"),
+                "object": "model",
+                "created": _epoch(m.get("created_at")),
+                "owned_by": "anthropic",
+            }
+            for m in listing.get("data") or ()
+        ]
+        return orjson.dumps({"object": "list", "data": models})
+
+    def stream(self) -> StreamTranslator:  # pragma: no cover - models is never streamed
+        raise NotImplementedError
+
+
+class Anthropic(Provider):
+    name = "anthropic"
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        base = base_url.rstrip("/")
+        self._messages_url = base + "/messages"
+        self._models_url = base + "/models?limit=1000"
+        self._headers = [
+            ("content-type", "application/json"),
+            ("user-agent", USER_AGENT),
+            ("x-api-key", api_key),
+            ("anthropic-version", ANTHROPIC_VERSION),
+        ]
+
+    def chat(
+        self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
+    ) -> UpstreamCall:
+        translated = orjson.dumps(to_anthropic(body))
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return UpstreamCall(
+            "POST",
+            self._messages_url,
+            self._headers + forwarded(client_headers),
+            translated,
+            ChatTranslator(include_usage),
+        )
+
+    def embeddings(
+        self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
+    ) -> UpstreamCall:
+        raise errors.unsupported("Embeddings", "anthropic")
+
+    def models(self, client_headers: Mapping[str, str]) -> UpstreamCall | LocalAnswer:
+        return UpstreamCall(
+            "GET",
+            self._models_url,
+            self._headers + forwarded(client_headers),
+            None,
+            ModelsTranslator(),
+        )

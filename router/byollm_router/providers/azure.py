@@ -1,0 +1,73 @@
+"""Azure OpenAI: the OpenAI wire format at a per-deployment URL with an ``api-key`` header.
+
+The request's ``model`` names the deployment. Azure's data plane cannot list deployments,
+so ``/v1/models`` answers locally with the deployments this router is configured for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from byollm_router import errors
+from byollm_router.providers.base import (
+    USER_AGENT,
+    LocalAnswer,
+    Provider,
+    UpstreamCall,
+    forwarded,
+)
+
+
+class Azure(Provider):
+    name = "azure"
+
+    def __init__(
+        self, base_url: str, api_key: str, api_version: str, deployments: Iterable[str]
+    ) -> None:
+        base = base_url.rstrip("/")
+        # Accept both the resource root and a base that already ends in /openai.
+        self._base = base[: -len("/openai")] if base.endswith("/openai") else base
+        self._version = quote(api_version, safe="")
+        self._headers = [
+            ("content-type", "application/json"),
+            ("user-agent", USER_AGENT),
+            ("api-key", api_key),
+        ]
+        self._deployments = list(dict.fromkeys(d for d in deployments if d))
+
+    def url(self, deployment: str, operation: str) -> str:
+        return (
+            f"{self._base}/openai/deployments/{quote(deployment, safe='')}/{operation}"
+            f"?api-version={self._version}"
+        )
+
+    def _deployment(self, body: Mapping[str, Any]) -> str:
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise errors.bad_field("model", "model (the Azure deployment name) is required.")
+        return model
+
+    def chat(
+        self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
+    ) -> UpstreamCall:
+        url = self.url(self._deployment(body), "chat/completions")
+        return UpstreamCall("POST", url, self._headers + forwarded(client_headers), content)
+
+    def embeddings(
+        self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
+    ) -> UpstreamCall:
+        url = self.url(self._deployment(body), "embeddings")
+        return UpstreamCall("POST", url, self._headers + forwarded(client_headers), content)
+
+    def models(self, client_headers: Mapping[str, str]) -> UpstreamCall | LocalAnswer:
+        now = int(time.time())
+        data = [
+            {"id": d, "object": "model", "created": now, "owned_by": "azure"}
+            for d in self._deployments
+        ]
+        return LocalAnswer(200, orjson.dumps({"object": "list", "data": data}))

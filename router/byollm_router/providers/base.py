@@ -1,0 +1,89 @@
+"""What a provider adapter gives the app: how to call upstream, and how to read the answer.
+
+Adapters are pure: they build requests and translate bytes, and never do I/O, so the app
+owns connection handling, cancellation and error mapping in one place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# Client headers worth forwarding upstream (provider features, attribution); everything
+# else, notably the router's own Authorization, stays at the router.
+FORWARDED_REQUEST_HEADERS = frozenset(
+    {
+        "openai-organization",
+        "openai-project",
+        "openai-beta",
+        "http-referer",  # OpenRouter attribution
+        "x-title",  # OpenRouter attribution
+        "idempotency-key",
+        "x-request-id",
+        "anthropic-beta",
+    }
+)
+
+USER_AGENT = "byollm-router/0.1"
+
+
+class StreamTranslator(Protocol):
+    """Incremental translation of an upstream stream into OpenAI SSE bytes."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class ResponseTranslator(Protocol):
+    """Translation of a successful (2xx) upstream answer into the OpenAI shape."""
+
+    def body(self, data: bytes) -> bytes: ...
+
+    def stream(self) -> StreamTranslator: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One upstream HTTP request, plus how to translate its 2xx answer (None: verbatim)."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    content: bytes | None = None
+    translator: ResponseTranslator | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAnswer:
+    """An answer the adapter produces without calling upstream (e.g. Azure's model list)."""
+
+    status: int
+    body: bytes
+
+
+class Provider(ABC):
+    """One wire format. ``body`` is the parsed request (model already defaulted/routed);
+    ``content`` is the exact bytes to send when the wire format is OpenAI's own."""
+
+    name: str
+
+    @abstractmethod
+    def chat(
+        self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
+    ) -> UpstreamCall: ...
+
+    @abstractmethod
+    def embeddings(
+        self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
+    ) -> UpstreamCall: ...
+
+    @abstractmethod
+    def models(self, client_headers: Mapping[str, str]) -> UpstreamCall | LocalAnswer: ...
+
+
+def forwarded(client_headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The subset of client headers passed upstream (names already lower-case)."""
+    return [(k, v) for k, v in client_headers.items() if k in FORWARDED_REQUEST_HEADERS]
