@@ -550,3 +550,13 @@ def build_transport(
     return GuardedTransport(
         allowlist, resolver=resolver, network_backend=network_backend, **httpx_transport_kwargs
     )
+
+
+async def check_upstream(url: str, allow: Allowlist, resolver: Resolver | None = None) -> list[str]:
+    """Both halves without connecting: ``check_url``, then resolve the host and check every
+    answer. For the operator's admission check and status condition on hostnames that
+    resolve inside the cluster; the router still re-checks (and pins) at connect time."""
+    check_url(url, allow)
+    parsed = httpx.URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return await resolve_and_check(parsed.host, port, allow, resolver)

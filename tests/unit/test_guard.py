@@ -334,3 +334,17 @@ def test_ipv6_blocked_ranges(prefix: str, bits: int) -> None:
     ip = net[bits % net.num_addresses]
     with pytest.raises(GuardError):
         check_url(f"https://[{ip}]/v1", NONE)
+
+
+async def test_check_upstream_static_then_dns() -> None:
+    from byollm_router.guard import check_upstream
+
+    async def resolver(host: str, port: int) -> list[str]:
+        assert port == 443
+        return {"inside.example": ["10.1.2.3"], "outside.example": ["8.8.4.4"]}[host]
+
+    assert await check_upstream("https://outside.example/v1", NONE, resolver) == ["8.8.4.4"]
+    with pytest.raises(GuardError, match="private"):
+        await check_upstream("https://inside.example/v1", NONE, resolver)
+    with pytest.raises(GuardError, match="metadata"):
+        await check_upstream("https://169.254.169.254/v1", NONE, resolver)
