@@ -1,1 +1,1 @@
-"""byollm operator: reconciles LLMConfig resources into per-tenant router Secrets and Deployments."""
+"""byollm operator: reconciles LLMConfigs into per-tenant router Secrets and Deployments."""

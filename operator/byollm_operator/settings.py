@@ -1,0 +1,92 @@
+"""Operator settings from the environment (prefix ``BYOLLM_``), read once at startup.
+
+Every knob the chart sets lives here, so the chart's values map one-to-one onto env vars
+(``BYOLLM_ROUTER_IMAGE``, ``BYOLLM_MANAGED_URL``, ...).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Operator configuration. Field ``x`` is read from env var ``BYOLLM_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="BYOLLM_", frozen=True, extra="ignore")
+
+    namespace: str = Field(
+        default="byollm-system",
+        description="The operator's own namespace: sealing key Secret, public-key ConfigMap, "
+        "leader Lease. Router egress never reaches it in BYO mode.",
+    )
+    managed_url: str = Field(
+        default="http://litellm.byollm-system.svc:4000/v1",
+        description="The platform's shared LiteLLM; Managed routers send every call here.",
+    )
+    managed_namespace: str = Field(
+        default="byollm-system", description="Namespace of the shared LiteLLM (Managed egress)."
+    )
+    managed_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "litellm"},
+        description="Pod labels of the shared LiteLLM (Managed egress), JSON.",
+    )
+    managed_port: int = Field(default=4000, description="Port of the shared LiteLLM.")
+    managed_cidr: str = Field(
+        default="",
+        description="Alternative to the selectors: an ipBlock for the shared LiteLLM.",
+    )
+    router_image: str = Field(default="byollm/router:0.1.0", description="Router container image.")
+    router_image_pull_policy: str = Field(default="IfNotPresent")
+    upstream_allowlist: str = Field(
+        default="",
+        description="Comma-separated hosts/CIDRs the SSRF guard admits (in-cluster "
+        "self-hosted models); passed to routers and used by the credentials probe.",
+    )
+    egress_except_cidrs: list[str] = Field(
+        default_factory=lambda: [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+        ],
+        description="Ranges BYO routers may not reach (private, CGNAT, link-local/metadata); "
+        "add the pod/service CIDRs if they are not private. JSON list.",
+    )
+    egress_except_cidrs_v6: list[str] = Field(
+        default_factory=lambda: ["fc00::/7", "fe80::/10"],
+        description="IPv6 ranges BYO routers may not reach. JSON list.",
+    )
+    credentials_probe_enabled: bool = Field(
+        default=True, description="Check keys against the provider's /models endpoint."
+    )
+    credentials_probe_period: float = Field(
+        default=3600.0, description="Seconds between credential re-checks of one LLMConfig."
+    )
+    credentials_probe_timeout: float = Field(default=10.0)
+    resync_period: float = Field(
+        default=300.0,
+        description="Seconds between safety-net reconciles of every LLMConfig (writes only "
+        "on drift).",
+    )
+    secret_retry_delay: float = Field(
+        default=30.0, description="Seconds before re-checking a missing key Secret."
+    )
+    sealing_secret: str = Field(
+        default="byollm-sealing-key", description="Secret holding the sealing private key(s)."
+    )
+    sealing_public_configmap: str = Field(
+        default="byollm-sealing-public-key",
+        description="ConfigMap publishing the sealing public key.",
+    )
+    leader_election: bool = Field(
+        default=True, description="Run only while holding the Lease (several replicas)."
+    )
+    lease_name: str = Field(default="byollm-operator")
+    lease_duration: int = Field(default=15)
+    lease_renew_deadline: int = Field(default=10)
+    lease_retry_period: int = Field(default=2)
+    liveness_endpoint: str = Field(
+        default="", description="e.g. http://0.0.0.0:8081/healthz; empty disables."
+    )
