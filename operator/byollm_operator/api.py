@@ -37,7 +37,8 @@ _NAME_RE: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 _MODEL_RE: Final = r"^\S+$"
 _DNS_SUBDOMAIN_RE: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SECRET_KEY_RE: Final = r"^[-._a-zA-Z0-9]+$"
-_BASE64_RE: Final = r"^[A-Za-z0-9+/_-]+={0,2}$"
+# Same as byollm_operator.sealing.SEALED_PATTERN (a unit test keeps them equal).
+SEALED_RE: Final = r"^v1\.[0-9a-f]{16}\.[A-Za-z0-9+/]+={0,2}$"
 # A DNS hostname whose last label starts with a letter: refuses numeric/hex IP spellings
 # such as 2130706433, 127.1 or 0x7f.0.0.1 that some resolvers still turn into addresses.
 _HOSTNAME_RE: Final = r"^([a-z0-9_]([-a-z0-9_]*[a-z0-9_])?[.])*[a-z]([-a-z0-9]*[a-z0-9])?[.]?$"
@@ -165,9 +166,9 @@ class ApiKeySource(_Model):
         default=None,
         description="The key encrypted to the operator's public key (ConfigMap "
         "byollm-sealing-public-key), bound to this namespace and name; safe to keep in git.",
-        min_length=16,
+        min_length=24,
         max_length=8192,
-        pattern=_BASE64_RE,
+        pattern=SEALED_RE,
     )
 
     @model_validator(mode="after")

@@ -123,3 +123,8 @@ def test_serving_mode_and_defaults() -> None:
     assert inactive.serving_mode() is Mode.MANAGED
     assert inactive.provider is not None
     assert inactive.provider.effective_base_url() == "https://openrouter.ai/api/v1"
+
+
+def test_sealed_pattern_matches_sealing_module() -> None:
+    sealing = pytest.importorskip("byollm_operator.sealing")
+    assert api.SEALED_RE == sealing.SEALED_PATTERN

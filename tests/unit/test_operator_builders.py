@@ -50,7 +50,7 @@ AZURE: dict[str, Any] = {
         "type": "azure",
         "baseURL": "https://acme.openai.azure.com/openai",
         "defaultModel": "gpt-4o",
-        "apiKey": {"sealed": "QUJDREVGR0hJSktMTU5PUA=="},
+        "apiKey": {"sealed": "v1.0123456789abcdef.QUJDREVGR0hJSktMTU5PUA=="},
         "azure": {"apiVersion": "2024-10-21"},
     },
 }
