@@ -17,7 +17,8 @@ Wire formats, each with its own auth check and error body shape:
   ``…/embeddings``; ``api-key`` header required; no api-version → 404 like Azure.
 * Anthropic: ``POST /v1/messages`` (JSON and the SSE event sequence message_start,
   content_block_start/delta/stop, message_delta, message_stop), ``GET /v1/models`` when
-  ``x-api-key`` is sent; ``x-api-key`` and ``anthropic-version`` required; unknown
+  ``x-api-key`` or ``anthropic-version`` is sent; a key (``x-api-key``, or a bearer token
+  as newer SDKs send) and ``anthropic-version`` required; unknown
   top-level fields refused like the real API.
 
 Failure injection is chosen by the request's model (the deployment for Azure):
@@ -25,7 +26,8 @@ Failure injection is chosen by the request's model (the deployment for Azure):
 ``stub-404`` (model not found), ``stub-hang`` (never answers), ``stub-reset`` (connection
 reset before any answer), ``stub-reset-midstream`` and ``stub-hang-midstream`` (two chunks,
 then reset / silence), ``stub-slow`` (50 chunks 100 ms apart), ``stub-error-event``
-(Anthropic: an ``error`` event mid-stream).
+(Anthropic: an ``error`` event mid-stream), ``stub-classify-WORD`` (OpenAI/Azure: the
+completion is exactly WORD, to drive an auto-router classifier).
 
 ``GET /_stub/requests`` lists what arrived (path, model, stream, auth scheme and key, body
 keys, status, outcome: ok | disconnected | reset | hang); ``DELETE /_stub/requests`` clears
@@ -399,7 +401,9 @@ class StubProvider:
             return self._azure(req, entry)
         if path == "/v1/messages":
             return self._anthropic_messages(req, entry)
-        if path == "/v1/models" and "x-api-key" in req.headers:
+        if path == "/v1/models" and (
+            "x-api-key" in req.headers or "anthropic-version" in req.headers
+        ):
             return self._anthropic_models(req, entry)
         if path in ("/v1/chat/completions", "/chat/completions"):
             return self._openai_chat(req, entry, provider="openai")
@@ -587,7 +591,9 @@ class StubProvider:
                     "arguments": json.dumps(_dummy_args(fn.get("parameters"))),
                 },
             }
-        if last.get("role") == "tool":
+        if model.startswith("stub-classify-"):
+            text = model.removeprefix("stub-classify-")  # an auto-router classifier's answer
+        elif last.get("role") == "tool":
             text = "tool result received: " + _text_of(last.get("content"))
         else:
             text = "echo: " + _text_of(last.get("content"))
@@ -796,8 +802,12 @@ class StubProvider:
 
     def _anthropic_auth(self, req: Request, entry: dict[str, Any]) -> Reply | None:
         entry["provider"] = "anthropic"
+        # x-api-key, or (newer SDKs) the key as a bearer token.
         key = req.headers.get("x-api-key")
         entry["auth"] = "x-api-key" if key else None
+        bearer = req.headers.get("authorization", "")
+        if not key and bearer.lower().startswith("bearer "):
+            key, entry["auth"] = bearer[7:].strip(), "bearer"
         entry["api_key"] = key
         entry["anthropic_version"] = req.headers.get("anthropic-version")
         entry["headers"] = {

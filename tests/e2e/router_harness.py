@@ -1,0 +1,177 @@
+"""Harness for router tests over real sockets: the stub provider and routers as processes.
+
+* ``stub`` — one stub provider process per session (``tests/stubs/provider.py``,
+  ``--record-bodies``); ``stub.requests()`` / ``stub.clear()`` read its request log.
+* ``start_router(env)`` — a ``byollm-router`` process with exactly ``env`` (plus PATH);
+  routers with the same env are shared across the session, so ask freely.
+* ``router_env(kind, stub)`` — the environment the operator would write for a provider
+  type (openai, openrouter, groq, ollama, custom, azure, anthropic, managed), aimed at
+  the stub. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+STUB_SCRIPT = ROOT / "tests" / "stubs" / "provider.py"
+ROUTER_BIN = Path(sys.executable).parent / "byollm-router"
+
+TOKEN = "router-token-for-tests-0123456789"
+MANAGED_KEY = "sk-litellm-virtual-key-tenant"
+PROVIDER_KINDS = (
+    "openai",
+    "openrouter",
+    "groq",
+    "ollama",
+    "custom",
+    "azure",
+    "anthropic",
+    "managed",
+)
+OPENAI_WIRE_KINDS = ("openai", "openrouter", "groq", "ollama", "custom", "managed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class StubServer:
+    """A running ``tests/stubs/provider.py`` process."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(STUB_SCRIPT), "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.stop()
+            raise RuntimeError(f"stub did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def requests(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = httpx.get(f"{self.url}/_stub/requests").json()["requests"]
+        return data
+
+    def clear(self) -> None:
+        httpx.delete(f"{self.url}/_stub/requests")
+
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.requests()
+            if predicate(log) or time.monotonic() > deadline:
+                return log
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class RouterProcess:
+    """A running ``byollm-router``; stdout+stderr go to ``log_path``."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.env = env
+        self.log_path = log_path
+        self.token = env.get("BYOLLM_ROUTER_TOKEN", "")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        full_env = {"PATH": os.environ.get("PATH", ""), **env}
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(ROUTER_BIN), "--host", "127.0.0.1", "--port", str(self.port)],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"router exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"router did not become ready: {self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
+    def log_lines(self) -> list[str]:
+        return [line for line in self.log_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def router_env(kind: str, stub: StubServer, **extra: str) -> dict[str, str]:
+    """What the operator writes for ``kind``, aimed at the stub (an in-cluster-like host,
+    so the SSRF guard needs the allowlist)."""
+    env = {
+        "BYOLLM_ROUTER_TOKEN": TOKEN,
+        "BYOLLM_TENANT": f"tenant-{kind}",
+        "BYOLLM_UPSTREAM_ALLOWLIST": "127.0.0.1",
+        "BYOLLM_UPSTREAM_TIMEOUT": "5",
+    }
+    if kind == "managed":
+        env |= {
+            "LLM_MODE": "Managed",
+            "BYOLLM_MANAGED_URL": f"{stub.url}/v1",
+            "BYOLLM_MANAGED_API_KEY": MANAGED_KEY,
+        }
+    else:
+        env |= {
+            "LLM_PROVIDER": kind,
+            "LLM_BASE_URL": stub.url if kind == "azure" else f"{stub.url}/v1",
+            "LLM_API_KEY": f"sk-{kind}-test-key-000",
+            "LLM_MODEL": "stub-model",
+        }
+        if kind == "azure":
+            env["LLM_AZURE_API_VERSION"] = "2024-10-21"
+    env.update(extra)
+    return env
