@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB_SCRIPT = ROOT / "tests" / "stubs" / "provider.py"
@@ -105,6 +106,7 @@ class RouterProcess:
         self.token = env.get("BYOLLM_ROUTER_TOKEN", "")
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
+        self._openai: openai.OpenAI | None = None
         full_env = {"PATH": os.environ.get("PATH", ""), **env}
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -128,6 +130,12 @@ class RouterProcess:
                 raise RuntimeError(f"router did not become ready: {self.log_path.read_text()}")
             time.sleep(0.05)
 
+    def openai(self) -> openai.OpenAI:
+        """A shared OpenAI SDK client for this router (no retries; closed on stop)."""
+        if self._openai is None:
+            self._openai = openai.OpenAI(base_url=self.base_url, api_key=self.token, max_retries=0)
+        return self._openai
+
     @property
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token}"}
@@ -139,6 +147,8 @@ class RouterProcess:
         return [line for line in self.log_text().splitlines() if line.strip()]
 
     def stop(self) -> None:
+        if self._openai is not None:
+            self._openai.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

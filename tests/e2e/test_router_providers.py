@@ -34,7 +34,7 @@ TOOLS: list[Any] = [
 
 
 def client(router: RouterProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=router.base_url, api_key=router.token, max_retries=0)
+    return router.openai()
 
 
 def last_upstream(stub: StubServer) -> dict[str, Any]:
