@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default=3600.0, description="Seconds between credential re-checks of one LLMConfig."
     )
     credentials_probe_timeout: float = Field(default=10.0)
+    probe_resolve: dict[str, str] = Field(
+        default_factory=dict,
+        description="Like curl --resolve: hostname -> IP for the credentials probe (split-horizon "
+        "DNS, tests). The SSRF guard still checks the address. JSON object.",
+    )
     resync_period: float = Field(
         default=300.0,
         description="Seconds between safety-net reconciles of every LLMConfig (writes only "

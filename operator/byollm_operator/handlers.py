@@ -1,0 +1,215 @@
+"""kopf handlers: thin triggers into ``Reconciler.reconcile(namespace, name)``.
+
+Only watch-event handlers are used (no on.create/update, no timers): they keep no state
+on the objects, so there are no finalizers, no kopf annotations and no status writes of
+kopf's own; garbage collection of the children is left to ownerReferences. Triggers:
+
+* the LLMConfig's own events (including the initial listing: the "resume" after restart);
+* events of a Secret named by some LLMConfig's ``secretKeyRef`` (an index, not a poll):
+  rotating or deleting the key re-reconciles and rolls or flags the router;
+* events of the children (label ``app.kubernetes.io/managed-by=byollm-operator``): edits
+  and deletions are put back, Deployment progress updates RouterAvailable;
+* a periodic resync (safety net; writes only on drift) and the credentials re-check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from typing import Any, cast
+
+import kopf
+import kubernetes
+
+from byollm_operator import builders
+from byollm_operator.api import GROUP, PLURAL, VERSION
+from byollm_operator.kube import Kube, KubeError, path
+from byollm_operator.reconcile import Reconciler, make_probe
+from byollm_operator.settings import Settings
+
+log = logging.getLogger("byollm.operator")
+CHILD_LABELS = {builders.LABEL_MANAGED_BY: builders.MANAGED_BY}
+
+
+def _reconciler(memo: Any) -> Reconciler:
+    rec: Reconciler = memo.reconciler
+    return rec
+
+
+def _post_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(cast(Any, obj), type=type_, reason=reason, message=message)
+
+
+def _load_sealing(kube: Kube, settings: Settings) -> Any:
+    """Create the sealing key Secret once (in our namespace) and publish the public key."""
+    try:
+        from byollm_operator import sealing
+    except ImportError:  # pragma: no cover - sealing lands separately
+        return None
+    p = path("v1", "Secret", settings.namespace, settings.sealing_secret)
+    secret = kube.get(p)
+    if secret is None:
+        ring = sealing.KeyRing.generate()
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": settings.sealing_secret,
+                "namespace": settings.namespace,
+                "labels": {builders.LABEL_MANAGED_BY: builders.MANAGED_BY + "-keys"},
+            },
+            "type": "Opaque",
+            "data": {sealing.SECRET_DATA_KEY: base64.b64encode(ring.to_pem()).decode()},
+        }
+        try:
+            kube.create(manifest)
+        except KubeError as e:
+            if e.status != 409:
+                raise
+            secret = kube.get(p)
+    if secret is not None:
+        ring = sealing.KeyRing.from_pem(base64.b64decode(secret["data"][sealing.SECRET_DATA_KEY]))
+    kube.apply_if_changed(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": settings.sealing_public_configmap,
+                "namespace": settings.namespace,
+                "labels": {"app.kubernetes.io/part-of": "byollm"},
+            },
+            "data": {"publicKey": ring.public_pem.decode(), "keyId": ring.key_ids[0]},
+        }
+    )
+    return ring
+
+
+async def _resync_loop(rec: Reconciler, period: float) -> None:
+    """Periodically reconcile every LLMConfig: repairs missed events, re-checks credentials."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            items = await asyncio.to_thread(rec.kube.list, f"/apis/{GROUP}/{VERSION}/{PLURAL}")
+        except Exception as e:
+            log.warning("resync list failed: %s", type(e).__name__)
+            continue
+        for item in items:
+            meta = item["metadata"]
+            await _reconcile_async(rec, meta["namespace"], meta["name"])
+
+
+async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
+    try:
+        await asyncio.to_thread(rec.reconcile, namespace, name)
+    except KubeError as e:
+        log.warning("reconcile %s/%s failed: %s", namespace, name, e)
+    except Exception:
+        log.exception("reconcile %s/%s failed", namespace, name)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    cfg = Settings()
+    settings.posting.level = logging.WARNING  # no kopf chatter as Events; ours use kopf.event
+    settings.scanning.disabled = True  # no CRD watching: needs no cluster-wide CRD access
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    settings.batching.worker_limit = 8
+    with contextlib.suppress(kubernetes.config.ConfigException):
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    if not kubernetes.client.Configuration.get_default_copy().api_key:
+        await asyncio.to_thread(kubernetes.config.load_kube_config)
+    kube = Kube(kubernetes.client.ApiClient())
+    ring = await asyncio.to_thread(_load_sealing, kube, cfg)
+    rec = Reconciler(
+        kube=kube,
+        settings=cfg,
+        post_event=_post_event,
+        unseal=ring.unseal if ring is not None else None,
+        probe=make_probe(cfg) if cfg.credentials_probe_enabled else None,
+    )
+    memo.reconciler = rec
+    memo.resync = asyncio.create_task(_resync_loop(rec, cfg.resync_period))
+    log.info("byollm operator started (resync %.0fs)", cfg.resync_period)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = getattr(memo, "resync", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def llmconfigs_by_secret(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], tuple[str, str]] | None:
+    """(namespace, Secret name) -> the LLMConfigs whose secretKeyRef names it."""
+    ref = ((spec.get("provider") or {}).get("apiKey") or {}).get("secretKeyRef") or {}
+    if not ref.get("name") or namespace is None:
+        return None
+    return {(namespace, ref["name"]): (namespace, name)}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def llmconfig_event(
+    type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    if type == "DELETED" or namespace is None:
+        return
+    await _reconcile_async(_reconciler(memo), namespace, name)
+
+
+@kopf.on.event("v1", "secrets")
+async def secret_event(
+    type: str,
+    namespace: str | None,
+    name: str,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    index: kopf.Index[tuple[str, str], tuple[str, str]] = kwargs["llmconfigs_by_secret"]
+    if not type or namespace is None:
+        return  # initial listing: the LLMConfigs' own listing reconciles everything
+    rec = _reconciler(memo)
+    for ns, llmc in index.get((namespace, name), []):
+        await _reconcile_async(rec, ns, llmc)
+    if labels.get(builders.LABEL_MANAGED_BY) == builders.MANAGED_BY:
+        parent = labels.get(builders.LABEL_CONFIG)
+        if parent:
+            await _reconcile_async(rec, namespace, parent)
+
+
+async def _child_event(
+    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo
+) -> None:
+    parent = labels.get(builders.LABEL_CONFIG)
+    if not type or not parent or namespace is None:
+        return
+    await _reconcile_async(_reconciler(memo), namespace, parent)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+async def deployment_event(
+    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    await _child_event(type, namespace, labels, memo)
+
+
+@kopf.on.event("v1", "services", labels=CHILD_LABELS)
+async def service_event(
+    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    await _child_event(type, namespace, labels, memo)
+
+
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
+async def networkpolicy_event(
+    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    await _child_event(type, namespace, labels, memo)

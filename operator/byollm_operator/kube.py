@@ -1,0 +1,157 @@
+"""A small raw-JSON Kubernetes client: GET, server-side apply (with dry-run), patches.
+
+The generated kubernetes models are bypassed on purpose: apply bodies and comparisons
+work on the plain dicts the builders produce, exactly as the API server stores them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final
+
+from kubernetes import client
+
+from byollm_operator.builders import FIELD_MANAGER
+
+log = logging.getLogger(__name__)
+
+_PLURALS: Final = {
+    ("v1", "Secret"): "secrets",
+    ("v1", "Service"): "services",
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Event"): "events",
+    ("apps/v1", "Deployment"): "deployments",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    ("byollm.io/v1alpha1", "LLMConfig"): "llmconfigs",
+}
+
+
+class KubeError(Exception):
+    """An API error; the message carries the server's status text, never a request body."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+
+
+def path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    """REST path of a namespaced object (or its collection when name is None)."""
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    p = f"{base}/namespaces/{namespace}/{_PLURALS[(api_version, kind)]}"
+    return f"{p}/{name}" if name else p
+
+
+class Kube:
+    """Thin JSON helper over one ApiClient (thread-safe for concurrent requests)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def request(
+        self,
+        method: str,
+        resource_path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        m, url, hdrs, data, _ = self.api.param_serialize(
+            method=method,
+            resource_path=resource_path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            resp = self.api.call_api(m, url, header_params=hdrs, body=data, _request_timeout=30)
+            resp.read()  # type: ignore[no-untyped-call]
+        except client.exceptions.ApiException as e:  # pragma: no cover - transport level
+            raise KubeError(e.status or 0, str(e.reason), "request failed") from None
+        status = int(resp.status)
+        payload: dict[str, Any] = json.loads(resp.data) if resp.data else {}
+        if status >= 400:
+            raise KubeError(status, str(payload.get("reason", "")), str(payload.get("message", "")))
+        return payload
+
+    def get(self, resource_path: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.request("GET", resource_path)
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply with our one field manager, forcing ownership."""
+        meta = manifest["metadata"]
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return self.request(
+            "PATCH",
+            path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]),
+            body=manifest,
+            query=query,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def apply_if_changed(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Apply only when the result would differ from the live object.
+
+        A dry-run apply shows exactly what would be stored (defaults, field removals
+        included); if that equals the live object, nothing is written.
+        """
+        meta = manifest["metadata"]
+        live = self.get(
+            path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+        )
+        if live is not None:
+            dry = self.apply(manifest, dry_run=True)
+            if _comparable(dry) == _comparable(live):
+                return live, False
+        return self.apply(manifest), True
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        meta = manifest["metadata"]
+        return self.request(
+            "POST",
+            path(manifest["apiVersion"], manifest["kind"], meta["namespace"]),
+            body=manifest,
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
+
+    def json_patch(self, resource_path: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.request(
+            "PATCH",
+            resource_path,
+            body=ops,
+            query=[("fieldManager", FIELD_MANAGER)],
+            content_type="application/json-patch+json",
+        )
+
+    def merge_patch(self, resource_path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.request(
+            "PATCH",
+            resource_path,
+            body=patch,
+            query=[("fieldManager", FIELD_MANAGER)],
+            content_type="application/merge-patch+json",
+        )
+
+    def list(self, resource_path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.request("GET", resource_path).get("items", [])
+        return items
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    meta = dict(out.get("metadata", {}))
+    for k in ("managedFields", "resourceVersion"):
+        meta.pop(k, None)
+    out["metadata"] = meta
+    return out

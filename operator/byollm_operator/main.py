@@ -1,0 +1,113 @@
+"""``byollm-operator``: run the kopf handlers, one active replica at a time.
+
+Several replicas are safe through a coordination.k8s.io Lease (the Kubernetes client's
+leader election): only the holder runs kopf; the others wait and take over within
+``lease_duration`` seconds when it dies. kopf itself runs ``standalone`` (no kopf peering,
+so no KopfPeering CRDs to install). Losing the lease stops kopf and exits non-zero so the
+Deployment restarts the replica as a follower. Honours KUBECONFIG (or in-cluster config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+
+import kopf
+import kubernetes
+
+from byollm_operator.settings import Settings
+
+log = logging.getLogger("byollm.operator")
+
+
+def _load_config() -> None:
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
+    from byollm_operator import handlers  # noqa: F401 - registers the handlers
+
+    asyncio.run(
+        kopf.operator(
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop,
+            liveness_endpoint=liveness or None,
+        )
+    )
+
+
+def _elect(settings: Settings, leading: threading.Event, lost: threading.Event) -> None:
+    from kubernetes.leaderelection import electionconfig, leaderelection
+    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    config = electionconfig.Config(  # type: ignore[no-untyped-call]
+        LeaseLock(settings.lease_name, settings.namespace, identity),  # type: ignore[no-untyped-call]
+        lease_duration=settings.lease_duration,
+        renew_deadline=settings.lease_renew_deadline,
+        retry_period=settings.lease_retry_period,
+        onstarted_leading=leading.set,
+        onstopped_leading=lost.set,
+    )
+    log.info(
+        "leader election: %s waiting for lease %s/%s",
+        identity,
+        settings.namespace,
+        settings.lease_name,
+    )
+    leaderelection.LeaderElection(config).run()  # type: ignore[no-untyped-call]
+    lost.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="byollm-operator", description=__doc__)
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--no-leader-election",
+        action="store_true",
+        help="run immediately (a single replica); also BYOLLM_LEADER_ELECTION=false",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    for noisy in ("kubernetes", "urllib3", "httpx", "httpcore", "leaderelection", "kopf.objects"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = Settings()
+    _load_config()
+    stop = threading.Event()
+    if settings.leader_election and not args.no_leader_election:
+        leading, lost = threading.Event(), threading.Event()
+        threading.Thread(
+            target=_elect, args=(settings, leading, lost), daemon=True, name="leader-election"
+        ).start()
+        while not leading.wait(0.5):
+            if lost.is_set():
+                return 1
+
+        def _watch_lease() -> None:
+            lost.wait()
+            log.error("lost the leader lease; stopping")
+            stop.set()
+
+        threading.Thread(target=_watch_lease, daemon=True, name="lease-watch").start()
+        log.info("acquired the leader lease; starting")
+        _run_kopf(stop, settings.liveness_endpoint)
+        return 1 if lost.is_set() else 0
+    _run_kopf(stop, settings.liveness_endpoint)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""Reconcile one LLMConfig: resolve the key, apply the children, compute the status.
+
+Called by every trigger (the LLMConfig's own events, its key Secret's events, its
+children's events, the periodic resync) with just namespace/name: it always reads the
+current object, so triggers can race without writing stale state. Writes happen only on
+difference (dry-run server-side apply compared with the live object; status compared
+field by field), so an idle cluster sees zero writes.
+
+The API key lives only in local variables and in the ``<name>-llm`` Secret's data: it
+is never logged, put in an exception, an Event, the status (8-char prefix only) or the
+pod template (only inside a sha256 of the config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from byollm_operator import builders, conditions
+from byollm_operator import conditions as c
+from byollm_operator.api import API_VERSION, KIND, LLMConfigSpec, ProviderSpec
+from byollm_operator.kube import Kube, KubeError, path
+from byollm_operator.settings import Settings
+from byollm_router import contract
+from byollm_router.contract import Mode, ProviderType
+
+log = logging.getLogger("byollm.operator")
+
+EventFn = Callable[[dict[str, Any], str, str, str], None]
+"""(object, type Normal|Warning, reason, message) -> posts a Kubernetes Event."""
+
+
+class KeyUnavailable(Exception):
+    """The API key cannot be resolved; ``reason`` is a conditions.* constant."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class _ProbeMemo:
+    key_hash: str
+    at: float
+    result: tuple[str, str, str]
+
+
+@dataclass
+class Reconciler:
+    """Everything a reconcile needs, built once at operator start-up."""
+
+    kube: Kube
+    settings: Settings
+    post_event: EventFn
+    unseal: Callable[[str, str, str], str] | None = None
+    probe: Callable[[ProviderSpec, str], tuple[str, str, str]] | None = None
+    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    _probes: dict[tuple[str, str], _ProbeMemo] = field(default_factory=dict)
+
+    def _lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def reconcile(self, namespace: str, name: str) -> None:
+        """Bring one LLMConfig's children and status in line with its spec."""
+        with self._lock((namespace, name)):
+            obj = self.kube.get(path(API_VERSION, KIND, namespace, name))
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                self._probes.pop((namespace, name), None)
+                return  # children go with it (ownerReferences, garbage collector)
+            self._reconcile(obj)
+
+    # --- the steps ----------------------------------------------------------------------
+
+    def _reconcile(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        ns, name, generation = meta["namespace"], meta["name"], int(meta.get("generation", 1))
+        status: dict[str, Any] = dict(obj.get("status") or {})
+        conds: list[dict[str, Any]] = list(status.get("conditions") or [])
+        try:
+            spec = LLMConfigSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as e:  # the CRD refuses these; only an old object can hit it
+            self._finish(obj, status, conds, generation, None, None, None, invalid=str(e))
+            return
+        owner = builders.Owner(name=name, namespace=ns, uid=meta["uid"])
+        serving = spec.serving_mode()
+
+        api_key: str | None = None
+        if serving is Mode.BYO:
+            try:
+                api_key = self._resolve_key(spec, ns, name)
+            except KeyUnavailable as e:
+                conds = c.set_condition(
+                    conds, c.SECRET_SYNCED, "False", e.reason, e.message, generation
+                )
+                if _cond_changed(status, conds, c.SECRET_SYNCED):
+                    self.post_event(obj, "Warning", e.reason, e.message)
+                self._finish(obj, status, conds, generation, spec, None, None)
+                return
+
+        children = builders.build(owner, spec, api_key, self.settings)
+        old_hash = status.get("configHash")
+        old_mode = status.get("mode")
+        try:
+            self._ensure_token(owner)
+            applied: dict[str, dict[str, Any]] = {}
+            for manifest in children.in_apply_order():
+                result, _changed = self.kube.apply_if_changed(manifest)
+                applied[manifest["kind"]] = result
+            if serving is Mode.MANAGED:
+                self._wipe_byo_keys(obj, applied["Secret"], old_mode)
+        except KubeError as e:
+            msg = f"applying children failed: {e}"
+            conds = c.set_condition(
+                conds, c.SECRET_SYNCED, "False", c.APPLY_FAILED, msg, generation
+            )
+            self.post_event(obj, "Warning", c.APPLY_FAILED, msg)
+            self._finish(obj, status, conds, generation, spec, None, None)
+            return
+
+        conds = c.set_condition(
+            conds,
+            c.SECRET_SYNCED,
+            "True",
+            c.RECONCILED,
+            f"{builders.llm_secret_name(name)} holds the {serving.value} router config",
+            generation,
+        )
+        conds = self._router_condition(
+            conds, applied["Deployment"], children.config_hash, generation
+        )
+        conds = self._credentials_condition(conds, spec, api_key, ns, name, generation)
+
+        if old_hash is None:
+            self.post_event(
+                obj,
+                "Normal",
+                "Created",
+                f"router {builders.router_name(name)} created in {serving.value} mode",
+            )
+        elif old_hash != children.config_hash:
+            self.post_event(
+                obj,
+                "Normal",
+                "RollingOut",
+                f"config changed ({old_hash[:12]} -> {children.config_hash[:12]}); "
+                "rolling the router",
+            )
+        if old_mode and old_mode != serving.value:
+            self.post_event(obj, "Normal", "ModeSwitched", f"{old_mode} -> {serving.value}")
+        self._finish(obj, status, conds, generation, spec, api_key, children.config_hash)
+
+    def _resolve_key(self, spec: LLMConfigSpec, ns: str, name: str) -> str:
+        assert spec.provider is not None  # the CRD and the model guarantee both in BYO
+        assert spec.provider.api_key is not None
+        source = spec.provider.api_key
+        if source.secret_key_ref is not None:
+            ref = source.secret_key_ref
+            secret = self.kube.get(path("v1", "Secret", ns, ref.name))
+            if secret is None:
+                raise KeyUnavailable(
+                    c.SECRET_NOT_FOUND,
+                    f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} not found",
+                )
+            raw = (secret.get("data") or {}).get(ref.key)
+            if not raw:
+                raise KeyUnavailable(
+                    c.SECRET_KEY_NOT_FOUND,
+                    f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} has no "
+                    f"non-empty key {ref.key!r}",
+                )
+            try:
+                return base64.b64decode(raw).decode().strip()
+            except (ValueError, UnicodeDecodeError):
+                raise KeyUnavailable(
+                    c.SECRET_KEY_NOT_FOUND,
+                    f"spec.provider.apiKey.secretKeyRef: key {ref.key!r} is not UTF-8 text",
+                ) from None
+        assert source.sealed is not None
+        if self.unseal is None:
+            raise KeyUnavailable(c.UNSEAL_FAILED, "spec.provider.apiKey.sealed: no sealing key")
+        try:
+            return self.unseal(source.sealed, ns, name)
+        except Exception as e:  # SealError; its messages never contain the key or blob
+            raise KeyUnavailable(
+                c.UNSEAL_FAILED, f"spec.provider.apiKey.sealed: {type(e).__name__}: {e}"
+            ) from None
+
+    def _ensure_token(self, owner: builders.Owner) -> None:
+        """Create the router token Secret once; an existing token is never replaced."""
+        p = path("v1", "Secret", owner.namespace, builders.token_secret_name(owner.name))
+        live = self.kube.get(p)
+        if live is not None and (live.get("data") or {}).get(builders.TOKEN_KEY):
+            return
+        manifest = builders.token_secret(owner, builders.new_router_token())
+        if live is None:
+            try:
+                self.kube.create(manifest)
+            except KubeError as e:
+                if e.status != 409:
+                    raise
+        else:
+            self.kube.apply(manifest)
+
+    def _wipe_byo_keys(
+        self, obj: dict[str, Any], secret: dict[str, Any], old_mode: str | None
+    ) -> None:
+        """Managed: the four BYO keys must be absent, even if another manager co-owns them."""
+        data = secret.get("data") or {}
+        left = [k for k in contract.BYO_SECRET_KEYS if k in data]
+        meta = secret["metadata"]
+        if left:
+            self.kube.json_patch(
+                path("v1", "Secret", meta["namespace"], meta["name"]),
+                [{"op": "remove", "path": f"/data/{k}"} for k in left],
+            )
+        if left or old_mode == Mode.BYO.value:
+            self.post_event(
+                obj,
+                "Normal",
+                "Wiped",
+                f"BYO keys {', '.join(contract.BYO_SECRET_KEYS)} removed from {meta['name']}",
+            )
+
+    def _router_condition(
+        self, conds: list[dict[str, Any]], dep: dict[str, Any], cfg_hash: str, generation: int
+    ) -> list[dict[str, Any]]:
+        """RouterAvailable from the Deployment's real status at the current config hash."""
+        spec_replicas = int(dep.get("spec", {}).get("replicas", 1))
+        st = dep.get("status") or {}
+        dep_gen = int(dep.get("metadata", {}).get("generation", 0))
+        observed = int(st.get("observedGeneration", 0))
+        updated = int(st.get("updatedReplicas", 0))
+        available = int(st.get("availableReplicas", 0))
+        total = int(st.get("replicas", 0))
+        avail_cond = next(
+            (x for x in st.get("conditions", []) if x.get("type") == "Available"), None
+        )
+        if (
+            observed >= dep_gen
+            and updated >= spec_replicas
+            and available >= spec_replicas
+            and (total == updated)
+        ):
+            return c.set_condition(
+                conds,
+                c.ROUTER_AVAILABLE,
+                "True",
+                c.AVAILABLE,
+                f"{available}/{spec_replicas} router pods available at config {cfg_hash[:12]}",
+                generation,
+            )
+        if avail_cond is not None and avail_cond.get("status") == "False" and updated == 0:
+            return c.set_condition(
+                conds,
+                c.ROUTER_AVAILABLE,
+                "False",
+                c.UNAVAILABLE,
+                f"Deployment unavailable: {avail_cond.get('message', '')}",
+                generation,
+            )
+        return c.set_condition(
+            conds,
+            c.ROUTER_AVAILABLE,
+            "False",
+            c.ROLLING_OUT,
+            f"rolling out config {cfg_hash[:12]}: {updated} updated, {available} available, "
+            f"{total} total of {spec_replicas}",
+            generation,
+        )
+
+    def _credentials_condition(
+        self,
+        conds: list[dict[str, Any]],
+        spec: LLMConfigSpec,
+        api_key: str | None,
+        ns: str,
+        name: str,
+        generation: int,
+    ) -> list[dict[str, Any]]:
+        if spec.serving_mode() is Mode.MANAGED or api_key is None or spec.provider is None:
+            self._probes.pop((ns, name), None)
+            return c.set_condition(
+                conds,
+                c.CREDENTIALS_VALID,
+                "Unknown",
+                c.MANAGED_MODE,
+                "serving the platform's shared LiteLLM",
+                generation,
+            )
+        if not self.settings.credentials_probe_enabled or self.probe is None:
+            return c.set_condition(
+                conds,
+                c.CREDENTIALS_VALID,
+                "Unknown",
+                c.PROBE_DISABLED,
+                "the operator's credentials probe is disabled",
+                generation,
+            )
+        key_hash = builders.config_hash(
+            {"k": api_key, "u": spec.provider.effective_base_url(), "t": spec.provider.type}
+        )
+        memo = self._probes.get((ns, name))
+        now = time.monotonic()
+        if (
+            memo is None
+            or memo.key_hash != key_hash
+            or (now - memo.at >= self.settings.credentials_probe_period)
+        ):
+            result = self.probe(spec.provider, api_key)
+            memo = _ProbeMemo(key_hash=key_hash, at=now, result=result)
+            self._probes[(ns, name)] = memo
+        st, reason, message = memo.result
+        return c.set_condition(conds, c.CREDENTIALS_VALID, st, reason, message, generation)
+
+    def _finish(
+        self,
+        obj: dict[str, Any],
+        status: dict[str, Any],
+        conds: list[dict[str, Any]],
+        generation: int,
+        spec: LLMConfigSpec | None,
+        api_key: str | None,
+        cfg_hash: str | None,
+        invalid: str | None = None,
+    ) -> None:
+        """Derive Ready, then write the status only if something differs."""
+        meta = obj["metadata"]
+        for t in (c.SECRET_SYNCED, c.ROUTER_AVAILABLE, c.CREDENTIALS_VALID):
+            if c.get(conds, t) is None:
+                conds = c.set_condition(
+                    conds, t, "Unknown", c.PENDING, "not evaluated yet", generation
+                )
+        if cfg_hash is None:  # key or spec problem: the router was not (re)configured
+            sync = c.get(conds, c.SECRET_SYNCED)
+            conds = c.set_condition(
+                conds,
+                c.ROUTER_AVAILABLE,
+                "False",
+                (sync or {}).get("reason", c.PENDING),
+                "router not configured: SecretSynced is False",
+                generation,
+            )
+        if invalid:
+            conds = c.set_condition(
+                conds, c.SECRET_SYNCED, "False", "InvalidSpec", invalid, generation
+            )
+        r_status, r_reason, r_message = conditions.ready_from(conds)
+        conds = c.set_condition(conds, c.READY, r_status, r_reason, r_message, generation)
+        new: dict[str, Any] = {
+            "observedGeneration": generation,
+            "conditions": conds,
+            "endpoint": builders.endpoint(meta["name"], meta["namespace"]),
+        }
+        if spec is not None:
+            serving = spec.serving_mode()
+            new["mode"] = serving.value
+            byo = serving is Mode.BYO and spec.provider is not None
+            new["provider"] = spec.provider.type.value if byo and spec.provider else None
+            new["model"] = spec.provider.default_model if byo and spec.provider else None
+            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else None
+        if cfg_hash is not None:
+            new["configHash"] = cfg_hash
+        patch = {k: v for k, v in new.items() if status.get(k) != v}
+        if not patch:
+            return
+        self.kube.merge_patch(
+            path(API_VERSION, KIND, meta["namespace"], meta["name"]) + "/status",
+            {"status": patch},
+        )
+
+
+def _cond_changed(status: dict[str, Any], conds: list[dict[str, Any]], type_: str) -> bool:
+    old = c.get(list(status.get("conditions") or []), type_)
+    new = c.get(conds, type_)
+    return (
+        old is None
+        or new is None
+        or (old["status"], old["reason"])
+        != (
+            new["status"],
+            new["reason"],
+        )
+    )
+
+
+# --- credentials probe -------------------------------------------------------------------
+
+
+def probe_request(provider: ProviderSpec, api_key: str) -> tuple[str, dict[str, str]]:
+    """URL and auth headers for the provider's models endpoint (pure)."""
+    base = provider.effective_base_url().rstrip("/")
+    if provider.type is ProviderType.AZURE:
+        version = provider.azure.api_version if provider.azure else "2024-10-21"
+        return f"{base}/models?api-version={version}", {"api-key": api_key}
+    if provider.type is ProviderType.ANTHROPIC:
+        return f"{base}/models", {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+    return f"{base}/models", {"Authorization": f"Bearer {api_key}"}
+
+
+def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, str, str]]:
+    """A credentials check through the router's SSRF guard (same allowlist)."""
+    from byollm_router import guard
+
+    allow = guard.Allowlist.parse(settings.upstream_allowlist)
+    overrides = dict(settings.probe_resolve)
+
+    async def resolver(host: str, port: int) -> list[str]:
+        if host in overrides:
+            return [overrides[host]]
+        return await guard.system_resolver(host, port)
+
+    async def run(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
+        url, headers = probe_request(provider, api_key)
+        try:
+            guard.check_url(url, allow)
+        except guard.GuardError as e:
+            return "Unknown", c.UNREACHABLE, f"refused by the SSRF guard: {e}"
+        transport = guard.build_transport(allow, resolver=resolver)
+        try:
+            async with httpx.AsyncClient(
+                transport=transport,
+                timeout=settings.credentials_probe_timeout,
+                follow_redirects=False,
+            ) as http:
+                resp = await http.get(url, headers=headers)
+        except guard.GuardError as e:
+            return "Unknown", c.UNREACHABLE, f"refused by the SSRF guard: {e}"
+        except httpx.HTTPError as e:
+            return "Unknown", c.UNREACHABLE, f"{type(e).__name__} calling the models endpoint"
+        if resp.status_code in (401, 403):
+            return (
+                "False",
+                c.INVALID_CREDENTIALS,
+                (f"provider answered {resp.status_code} on /models: key expired, revoked or wrong"),
+            )
+        if 200 <= resp.status_code < 300:
+            return "True", c.VALID, "provider accepted the key on /models"
+        return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {resp.status_code} on /models"
+
+    def probe(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
+        return asyncio.run(run(provider, api_key))
+
+    return probe
