@@ -417,8 +417,8 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
     overrides = dict(settings.probe_resolve)
 
     async def resolver(host: str, port: int) -> list[str]:
-        if host in overrides:
-            return [overrides[host]]
+        if host in overrides or "*" in overrides:
+            return [overrides.get(host) or overrides["*"]]
         return await guard.system_resolver(host, port)
 
     async def run(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     probe_resolve: dict[str, str] = Field(
         default_factory=dict,
         description="Like curl --resolve: hostname -> IP for the credentials probe (split-horizon "
-        "DNS, tests). The SSRF guard still checks the address. JSON object.",
+        "DNS, tests; key * matches any host). The SSRF guard still checks the address. JSON.",
     )
     resync_period: float = Field(
         default=300.0,

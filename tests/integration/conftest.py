@@ -1,0 +1,227 @@
+"""Operator fixtures on the real control plane (tests/conftest.py).
+
+* ``crd``: the generated CRD applied once, plus the operator's RBAC from
+  ``byollm_operator.rbac`` bound to the (non-admin) user ``byollm-operator``.
+* ``operator``: ``byollm-operator`` as a subprocess with that user's kubeconfig and short
+  timers, logging to ``<control plane log dir>/operator-N.log``; restartable by tests.
+* ``stub_provider``: the OpenAI-compatible stub on 127.0.0.1 for CredentialsValid.
+* ``kube``: helpers (admin ``Kube`` raw client, waits) used by every operator test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from operator_helpers import wait_for
+
+from byollm_operator import api, rbac
+from byollm_operator.kube import Kube
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATOR_NS = "byollm-system"
+# Every host the operator's credentials probe resolves goes to 127.0.0.1 (no DNS, no
+# traffic off this machine); only the stub's port answers there.
+TEST_ALLOWLIST = "127.0.0.1,*.svc"
+
+
+@pytest.fixture(scope="session")
+def kube(k8s_api: Any) -> Kube:
+    return Kube(k8s_api)
+
+
+def _apply_all(kube: Kube, docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        meta = doc["metadata"]
+        if doc["apiVersion"].startswith("rbac.") or doc["kind"] in (
+            "CustomResourceDefinition",
+            "Namespace",
+            "ServiceAccount",
+        ):
+            plural = {
+                "ClusterRole": "clusterroles",
+                "ClusterRoleBinding": "clusterrolebindings",
+                "Role": "roles",
+                "RoleBinding": "rolebindings",
+                "CustomResourceDefinition": "customresourcedefinitions",
+                "Namespace": "namespaces",
+                "ServiceAccount": "serviceaccounts",
+            }[doc["kind"]]
+            base = "/api/v1" if doc["apiVersion"] == "v1" else f"/apis/{doc['apiVersion']}"
+            ns = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
+            kube.request(
+                "PATCH",
+                f"{base}{ns}/{plural}/{meta['name']}",
+                body=doc,
+                query=[("fieldManager", "byollm-tests"), ("force", "true")],
+                content_type="application/apply-patch+yaml",
+            )
+
+
+@pytest.fixture(scope="session")
+def crd(kube: Kube) -> dict[str, Any]:
+    """Install the committed CRD (== generated) and the operator's RBAC, once."""
+    manifest = yaml.safe_load((ROOT / api.CRD_PATHS[0]).read_text())
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
+        manifest,
+        *rbac.manifests(
+            namespace=OPERATOR_NS,
+            subject={
+                "kind": "User",
+                "name": "byollm-operator",
+                "apiGroup": "rbac.authorization.k8s.io",
+            },
+        ),
+    ]
+    _apply_all(kube, docs)
+
+    def established() -> bool:
+        got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}")
+        conds = (got or {}).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
+    wait_for("CRD Established", established, timeout=30)
+    # The discovery cache of a fresh apiserver can lag the Established condition.
+    wait_for(
+        "LLMConfig API served",
+        lambda: kube.request("GET", f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}") is not None,
+        timeout=30,
+    )
+    return manifest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class OperatorProcess:
+    """One ``byollm-operator`` subprocess; tests may stop/start it (restart, failover)."""
+
+    kubeconfig: Path
+    log_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    log_path: Path | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBERNETES_"))}
+        env.update(
+            {
+                "KUBECONFIG": str(self.kubeconfig),
+                "BYOLLM_NAMESPACE": OPERATOR_NS,
+                "BYOLLM_RESYNC_PERIOD": os.environ.get("BYOLLM_TEST_RESYNC_PERIOD", "10"),
+                "BYOLLM_UPSTREAM_ALLOWLIST": TEST_ALLOWLIST,
+                "BYOLLM_PROBE_RESOLVE": '{"*": "127.0.0.1"}',
+                "BYOLLM_CREDENTIALS_PROBE_TIMEOUT": "3",
+                "BYOLLM_CREDENTIALS_PROBE_PERIOD": "3600",
+                "BYOLLM_MANAGED_URL": "http://litellm.byollm-system.svc:4000/v1",
+                "BYOLLM_ROUTER_IMAGE": "byollm/router:test",
+                "BYOLLM_LEASE_DURATION": "4",
+                "BYOLLM_LEASE_RENEW_DEADLINE": "3",
+                "BYOLLM_LEASE_RETRY_PERIOD": "1",
+                "PYTHONWARNINGS": "ignore",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        self.log_path = self.log_dir / f"operator-{id(self) % 10000}-{self.starts}.log"
+        exe = Path(sys.executable).with_name("byollm-operator")
+        self.proc = subprocess.Popen(
+            [str(exe)],
+            env=self.env(),
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def wait_leading(self, timeout: float = 30) -> None:
+        def leading() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                pytest.fail(f"operator exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            return "acquired the leader lease" in self.log() and "operator started" in self.log()
+
+        wait_for("operator to lead and start", leading, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: Any, crd: dict[str, Any]) -> Iterator[OperatorProcess]:
+    """The operator, running for the whole session (tests that stop it restart it)."""
+    op = OperatorProcess(Path(control_plane.operator_kubeconfig), Path(control_plane.log_dir))
+    op.start()
+    op.wait_leading()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@pytest.fixture
+def running_operator(operator: OperatorProcess) -> OperatorProcess:
+    """The session operator, restarted first if an earlier test left it stopped."""
+    if operator.proc is None or operator.proc.poll() is not None:
+        operator.start()
+        operator.wait_leading()
+    return operator
+
+
+@pytest.fixture(scope="session")
+def stub_provider(control_plane: Any) -> Iterator[dict[str, Any]]:
+    """The OpenAI-compatible stub on 127.0.0.1, accepting exactly one key."""
+    port = _free_port()
+    key = "sk-stub-valid-0123456789"
+    log = Path(control_plane.log_dir) / "stub-provider.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "stubs" / "provider.py"),
+            "--port",
+            str(port),
+            "--api-key",
+            key,
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def up() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for("stub provider", up, timeout=15)
+    try:
+        yield {"port": port, "key": key}
+    finally:
+        proc.terminate()
+        proc.wait(10)

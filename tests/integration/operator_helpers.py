@@ -1,0 +1,94 @@
+"""Helpers shared by the operator integration tests (imported by conftest and tests)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from byollm_operator import api
+from byollm_operator.kube import Kube, KubeError, path
+
+
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except KubeError as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+# --- helpers used by the tests ---------------------------------------------------------------
+
+
+def llmc_path(ns: str, name: str | None = None) -> str:
+    return path(api.API_VERSION, api.KIND, ns, name)
+
+
+def llmconfig(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def create_llmc(kube: Kube, ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return kube.request("POST", llmc_path(ns), body=llmconfig(name, spec))
+
+
+def patch_spec(kube: Kube, ns: str, name: str, spec_patch: dict[str, Any]) -> dict[str, Any]:
+    return kube.merge_patch(llmc_path(ns, name), {"spec": spec_patch})
+
+
+def key_secret(kube: Kube, ns: str, name: str, key: str, data_key: str = "apiKey") -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "data": {data_key: base64.b64encode(key.encode()).decode()},
+    }
+    kube.request(
+        "PATCH",
+        path("v1", "Secret", ns, name),
+        body=body,
+        query=[("fieldManager", "tenant"), ("force", "true")],
+        content_type="application/apply-patch+yaml",
+    )
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+def wait_ready(kube: Kube, ns: str, name: str, timeout: float = 90) -> dict[str, Any]:
+    """Wait for Ready=True at the current generation; returns the LLMConfig."""
+
+    def ready() -> dict[str, Any] | None:
+        obj = kube.get(llmc_path(ns, name))
+        if obj is None:
+            return None
+        gen = obj["metadata"]["generation"]
+        st = obj.get("status") or {}
+        c = condition(obj, "Ready")
+        ok = st.get("observedGeneration") == gen and c.get("status") == "True"
+        return obj if ok and c.get("observedGeneration") == gen else None
+
+    result: dict[str, Any] = wait_for(f"{ns}/{name} Ready", ready, timeout=timeout)
+    return result
