@@ -19,8 +19,9 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from byollm_router.contract import DEFAULT_BASE_URLS, Category, Mode, ProviderType
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from byollm_router.contract import DEFAULT_BASE_URLS, Category, Mode, ProviderType
 
 GROUP: Final = "byollm.io"
 VERSION: Final = "v1alpha1"

@@ -15,11 +15,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from byollm_router import contract
-from byollm_router.contract import Mode, RoutingTable
-
 from byollm_operator.api import LLMConfigSpec
 from byollm_operator.settings import Settings
+from byollm_router import contract
+from byollm_router.contract import Mode, RoutingTable
 
 FIELD_MANAGER: Final = "byollm-operator"
 CONFIG_HASH_ANNOTATION: Final = "byollm.io/config-hash"

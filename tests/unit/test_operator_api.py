@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
 from byollm_operator import api
 from byollm_router.contract import Category, Mode, ProviderType
-from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "llmconfig_cases.yaml").read_text())

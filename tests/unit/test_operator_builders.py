@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from byollm_operator import builders
 from byollm_operator.api import LLMConfigSpec
 from byollm_operator.settings import Settings
 from byollm_router import contract
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 DATA = Path(__file__).parent / "data" / "operator"
 OWNER = builders.Owner(
