@@ -1,0 +1,134 @@
+"""Router config from the environment contract, and upstream-failure mapping."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from byollm_router import contract as c
+from byollm_router.app import map_upstream_error
+from byollm_router.config import ConfigError, load_config
+from byollm_router.contract import Category, Mode, ProviderType
+from byollm_router.guard import GuardError
+
+KEY = "sk-unit-secret-key-123456"
+BYO = {
+    c.BYOLLM_ROUTER_TOKEN: "tok",
+    c.LLM_PROVIDER: "openrouter",
+    c.LLM_BASE_URL: "https://openrouter.ai/api/v1/",
+    c.LLM_API_KEY: KEY,
+    c.LLM_MODEL: "qwen/qwen3-30b-a3b-instruct",
+}
+
+
+def test_byo_inferred_from_the_four_keys() -> None:
+    cfg = load_config(BYO)
+    assert cfg.mode is Mode.BYO
+    assert cfg.provider is ProviderType.OPENROUTER
+    assert cfg.base_url == "https://openrouter.ai/api/v1"
+    assert cfg.upstream_key is not None
+    assert cfg.upstream_key.get_secret_value() == KEY
+    assert KEY not in repr(cfg)
+    assert KEY not in str(cfg)
+    assert "tok" not in repr(cfg.router_token)
+
+
+def test_managed_inferred_and_byo_key_ignored() -> None:
+    cfg = load_config(
+        {
+            c.BYOLLM_ROUTER_TOKEN: "tok",
+            c.BYOLLM_MANAGED_URL: "http://litellm.platform.svc:4000/v1",
+            c.LLM_API_KEY: KEY,  # a stale key must never be used in Managed mode
+        }
+    )
+    assert cfg.mode is Mode.MANAGED
+    assert cfg.provider is None
+    assert cfg.upstream_key is None
+    assert cfg.base_url == "http://litellm.platform.svc:4000/v1"
+
+
+def test_explicit_mode_is_case_insensitive_and_base_url_defaults() -> None:
+    env = {**BYO, c.LLM_MODE: "byo", c.LLM_PROVIDER: "groq"}
+    del env[c.LLM_BASE_URL]
+    cfg = load_config(env)
+    assert cfg.base_url == c.DEFAULT_BASE_URLS[ProviderType.GROQ]
+
+
+def test_routing_and_tunables() -> None:
+    cfg = load_config(
+        {
+            **BYO,
+            c.LLM_ROUTING: '{"auto": true, "models": {"fast": "f", "longContext": "l"}}',
+            c.BYOLLM_UPSTREAM_TIMEOUT: "30",
+            c.BYOLLM_UPSTREAM_CONNECT_TIMEOUT: "2.5",
+            c.BYOLLM_MAX_REQUEST_BYTES: "1024",
+            c.BYOLLM_AUTOROUTE_TIMEOUT: "1",
+            c.BYOLLM_TENANT: "acme",
+        }
+    )
+    assert cfg.routing.auto
+    assert cfg.routing.models == {Category.FAST: "f", Category.LONG_CONTEXT: "l"}
+    assert (cfg.upstream_timeout_s, cfg.connect_timeout_s) == (30.0, 2.5)
+    assert cfg.max_request_bytes == 1024
+    assert cfg.autoroute_timeout_s == 1.0
+    assert cfg.tenant == "acme"
+
+
+def test_azure_version() -> None:
+    env = {**BYO, c.LLM_PROVIDER: "azure", c.LLM_BASE_URL: "https://r.openai.azure.com"}
+    assert load_config(env).azure_api_version == "2024-10-21"
+    with pytest.raises(ConfigError) as err:
+        load_config({**env, c.LLM_AZURE_API_VERSION: "latest"})
+    assert err.value.variable == c.LLM_AZURE_API_VERSION
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({c.LLM_BASE_URL: "https://user:pw@host/v1"}, c.LLM_BASE_URL),
+        ({c.LLM_BASE_URL: "https://host/v1?key=x"}, c.LLM_BASE_URL),
+        ({c.LLM_BASE_URL: "http://10.0.0.5/v1"}, c.LLM_BASE_URL),  # private, not allowlisted
+        ({c.LLM_API_KEY: "sk-a\nInjected: 1"}, c.LLM_API_KEY),
+        ({c.BYOLLM_UPSTREAM_CONNECT_TIMEOUT: "nan"}, c.BYOLLM_UPSTREAM_CONNECT_TIMEOUT),
+        ({c.LLM_ROUTING: '{"auto": true, "extra": 1}'}, c.LLM_ROUTING),
+        ({c.LLM_ROUTING: "[]"}, c.LLM_ROUTING),
+    ],
+)
+def test_errors_name_the_variable_not_the_value(changes: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config({**BYO, **changes})
+    assert err.value.variable == variable
+    assert str(err.value).startswith(variable)
+    assert KEY not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_private_base_url_admitted_by_allowlist() -> None:
+    cfg = load_config(
+        {**BYO, c.LLM_BASE_URL: "http://10.0.0.5/v1", c.BYOLLM_UPSTREAM_ALLOWLIST: "10.0.0.0/8"}
+    )
+    assert cfg.allowlist == "10.0.0.0/8"
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (httpx.ConnectError("refused"), 503, "upstream_unreachable"),
+        (httpx.ConnectTimeout("slow"), 503, "upstream_unreachable"),
+        (httpx.PoolTimeout("busy"), 503, "router_overloaded"),
+        (httpx.ReadTimeout("slow"), 504, "upstream_timeout"),
+        (httpx.WriteTimeout("slow"), 504, "upstream_timeout"),
+        (httpx.RemoteProtocolError("reset"), 502, "upstream_disconnected"),
+        (httpx.ReadError("reset"), 502, "upstream_disconnected"),
+        (GuardError("10.0.0.1", "private"), 502, "upstream_blocked"),
+    ],
+)
+def test_upstream_failure_mapping(exc: Exception, status: int, code: str) -> None:
+    err = map_upstream_error(exc)
+    assert (err.status, err.code) == (status, code)
+
+
+def test_guard_refusal_wrapped_by_httpx_is_still_blocked() -> None:
+    outer = httpx.ConnectError("refused")
+    outer.__cause__ = GuardError("169.254.169.254", "metadata")
+    assert map_upstream_error(outer).code == "upstream_blocked"
