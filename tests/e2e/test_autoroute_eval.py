@@ -1,0 +1,94 @@
+"""The accuracy evaluator's harness, run against the stub provider.
+
+The stub is not a classifier: for model ``stub-classify-balanced`` it answers "balanced"
+to everything. So this proves the harness (every request decided through ``decide()``,
+classifier calls made over HTTP, accuracy and confusion computed), and the expected
+figures follow from that constant answer -- they say nothing about any real model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from router_harness import ROOT, StubServer
+
+SCRIPT = ROOT / "tests" / "autoroute_eval" / "evaluate.py"
+DATA = ROOT / "tests" / "autoroute_eval" / "requests.jsonl"
+
+
+def test_eval_set_has_at_least_ten_per_category() -> None:
+    labels = [json.loads(line)["category"] for line in DATA.read_text().splitlines()]
+    assert len(labels) >= 60
+    for category in ("fast", "balanced", "reasoning", "longContext", "vision", "code"):
+        assert labels.count(category) >= 10, category
+
+
+def test_evaluator_runs_against_stub(stub: StubServer, tmp_path: Path) -> None:
+    stub.clear()
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--base-url",
+            f"{stub.url}/v1",
+            "--api-key-env",
+            "EVAL_STUB_KEY",
+            "--model",
+            "stub-classify-balanced",
+            "--json",
+            str(out),
+        ],
+        env={**os.environ, "EVAL_STUB_KEY": "sk-eval-stub"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "overall" in proc.stdout
+    assert "confusion" in proc.stdout
+    assert "sk-eval-stub" not in proc.stdout + proc.stderr
+    rep = json.loads(out.read_text())
+
+    n = sum(1 for line in DATA.read_text().splitlines() if line.strip())
+    assert rep["total"] == n >= 60
+    assert len(rep["results"]) == n
+    assert 0.0 <= rep["accuracy"] <= 1.0
+    # Image and length rules decide vision/longContext without the classifier.
+    assert rep["reasons"]["rule:vision"] == rep["per_category"]["vision"]["total"]
+    assert rep["reasons"]["rule:longContext"] == rep["per_category"]["longContext"]["total"]
+    assert rep["reasons"]["classifier"] == rep["classifier"]["total"]
+    # Every classifier-decided request made exactly one call, to the given model.
+    calls = [e for e in stub.requests() if e["path"] == "/v1/chat/completions"]
+    assert len(calls) == rep["classifier"]["total"]
+    assert {e["model"] for e in calls} == {"stub-classify-balanced"}
+    # The constant answer makes the figures predictable: a check of the arithmetic.
+    per = rep["per_category"]
+    expected = per["vision"]["total"] + per["longContext"]["total"] + per["balanced"]["total"]
+    assert rep["correct"] == expected
+    assert rep["confusion"]["code"]["balanced"] == per["code"]["total"]
+
+
+def test_evaluator_refuses_missing_key_env(stub: StubServer) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--base-url",
+            f"{stub.url}/v1",
+            "--api-key-env",
+            "EVAL_KEY_THAT_IS_NOT_SET",
+            "--model",
+            "m",
+        ],
+        env={k: v for k, v in os.environ.items() if k != "EVAL_KEY_THAT_IS_NOT_SET"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "EVAL_KEY_THAT_IS_NOT_SET" in proc.stderr
