@@ -26,8 +26,8 @@ Failure injection is chosen by the request's model (the deployment for Azure):
 ``stub-404`` (model not found), ``stub-hang`` (never answers), ``stub-reset`` (connection
 reset before any answer), ``stub-reset-midstream`` and ``stub-hang-midstream`` (two chunks,
 then reset / silence), ``stub-slow`` (50 chunks 100 ms apart), ``stub-error-event``
-(Anthropic: an ``error`` event mid-stream), ``stub-classify-WORD`` (OpenAI/Azure: the
-completion is exactly WORD, to drive an auto-router classifier).
+(Anthropic: an ``error`` event mid-stream), ``stub-classify-WORD`` (the completion is
+exactly WORD, to drive an auto-router classifier).
 
 ``GET /_stub/requests`` lists what arrived (path, model, stream, auth scheme and key, body
 keys, status, outcome: ok | disconnected | reset | hang); ``DELETE /_stub/requests`` clears
@@ -883,6 +883,8 @@ class StubProvider:
         use_tool = tools and choice.get("type") != "none" and not last_is_result
         text = _text_of(last.get("content"))
         text = text if last_is_result else "echo: " + text
+        if model.startswith("stub-classify-"):
+            text = model.removeprefix("stub-classify-")  # an auto-router classifier's answer
         input_tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages) + _tokens(
             _text_of(body.get("system"))
         )
