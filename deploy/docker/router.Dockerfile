@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# Image of a tenant's router: no kopf, no Kubernetes client (pip install .[router]).
+# Build from the repository root:
+#   docker build -f deploy/docker/router.Dockerfile -t byollm/router:0.1.0 .
+# The base is pinned by tag; to pin by digest as well, pass
+#   --build-arg PYTHON_IMAGE=python:3.12.8-slim-bookworm@sha256:<digest>
+ARG PYTHON_IMAGE=python:3.12.8-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /venv
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+COPY router ./router
+COPY crds ./crds
+RUN /venv/bin/pip install ".[router]" && /venv/bin/pip uninstall -y pip setuptools wheel \
+ && find /venv -name __pycache__ -prune -exec rm -rf {} +
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="byollm-router" \
+      org.opencontainers.image.source="https://github.com/byollm/byollm" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /venv /venv
+ENV PATH=/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Non-root, numeric (runAsNonRoot can verify it); the root filesystem is read-only at run time.
+USER 65532:65532
+ENTRYPOINT ["byollm-router"]

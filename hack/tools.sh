@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the chart tools (helm, kubeconform) from their Go modules with the machine's Go
+# toolchain, pinned, into ~/.cache/byollm/tools/<name>-<version>/, and prints their paths.
+# A second run finds the cache and builds nothing. CI on a fresh machine runs this too
+# (first build: helm ~2-4 min, kubeconform ~20 s on 2 cores).
+#
+#   hack/tools.sh            # prints "helm=/path" and "kubeconform=/path" lines
+#   hack/tools.sh helm       # prints only the helm path
+#
+# Env: BYOLLM_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/byollm).
+set -euo pipefail
+
+HELM_VERSION=v3.22.0
+KUBECONFORM_VERSION=v0.8.0
+declare -A PKG=(
+  [helm]="helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  [kubeconform]="github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+)
+declare -A VER=([helm]=$HELM_VERSION [kubeconform]=$KUBECONFORM_VERSION)
+declare -A LDX=([helm]="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION")
+
+root=${BYOLLM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/byollm}/tools
+mkdir -p "$root"
+
+build() {  # build <name>: prints the binary path, builds it once
+  local name=$1 out="$root/$1-${VER[$1]}"
+  if [[ ! -x "$out/$name" ]]; then
+    exec 9>"$root/.lock-$name"
+    flock 9
+    if [[ ! -x "$out/$name" ]]; then
+      command -v go >/dev/null || { echo "tools.sh: no Go toolchain on PATH" >&2; return 3; }
+      local start tmp
+      start=$(date +%s)
+      tmp=$(mktemp -d "$root/build.XXXXXX")
+      echo "tools.sh: building $name ${VER[$name]} (first run only)..." >&2
+      GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS= GOBIN="$tmp" \
+        go install -trimpath -ldflags "-s -w ${LDX[$name]:-}" "${PKG[$name]}" >&2 || { rm -rf "$tmp"; return 1; }
+      echo "$(( $(date +%s) - start ))" > "$tmp/build-seconds"
+      rm -rf "$out" && mv "$tmp" "$out"
+      echo "tools.sh: built $name in $(cat "$out/build-seconds")s -> $out/$name" >&2
+    fi
+    exec 9>&-
+  fi
+  echo "$out/$name"
+}
+
+if [[ $# -eq 1 ]]; then
+  build "$1"
+else
+  for name in helm kubeconform; do echo "$name=$(build "$name")"; done
+fi
