@@ -337,3 +337,43 @@ def test_sdk_error_passthrough_still_carries_category(
         chat(router, user("write a function"))
     assert err.value.response.headers.get("x-byollm-category") == "code"
     assert models(tenant) == ["stub-classify-code", "stub-error-429"]
+
+
+# --- other wire formats: the classifier speaks the tenant's provider's own format --------
+
+
+def test_azure_classifier_uses_deployments(
+    stubs: tuple[StubServer, StubServer],
+    start_router: Callable[[dict[str, str]], RouterProcess],
+) -> None:
+    tenant, shared = stubs
+    routing = json.dumps({"auto": True, "models": TABLE})
+    router = start_router(router_env("azure", tenant, LLM_ROUTING=routing))
+    raw = chat(router, user("write a SQL query"))
+    assert raw.headers["x-byollm-category"] == "code"
+    assert raw.headers["x-byollm-model"] == "stub-code"
+    paths = [e["path"] for e in upstream(tenant)]
+    assert paths == [
+        "/openai/deployments/stub-classify-code/chat/completions",
+        "/openai/deployments/stub-code/chat/completions",
+    ]
+    assert upstream(shared) == []
+
+
+def test_anthropic_classifier_uses_messages_api(
+    stubs: tuple[StubServer, StubServer],
+    start_router: Callable[[dict[str, str]], RouterProcess],
+) -> None:
+    tenant, shared = stubs
+    table = TABLE | {"fast": "stub-fast"}
+    routing = json.dumps({"auto": True, "models": table})
+    router = start_router(router_env("anthropic", tenant, LLM_ROUTING=routing))
+    raw = chat(router, user("hello"))
+    # The Anthropic stub echoes the prompt, which names no single category: garbage.
+    assert raw.headers["x-byollm-category"] == "balanced"
+    log = upstream(tenant)
+    assert [(e["path"], e["model"]) for e in log] == [
+        ("/v1/messages", "stub-fast"),
+        ("/v1/messages", "stub-balanced"),
+    ]
+    assert upstream(shared) == []
