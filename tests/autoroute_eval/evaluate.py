@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 import orjson
+
 from byollm_router.autoroute import Classifier, Decision, classifier_request_body, decide
 from byollm_router.contract import Category, RoutingTable
 

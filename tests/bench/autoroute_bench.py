@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+
 from byollm_router.autoroute import decide, rule_category, wants_auto
 from byollm_router.contract import Category, RoutingTable
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from byollm_router.autoroute import (
     CLASSIFIER_SYSTEM_PROMPT,
     DEFAULT_LONG_CONTEXT_TOKENS,
