@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byollm_router.autoroute import (
     CLASSIFIER_SYSTEM_PROMPT,
@@ -295,3 +297,39 @@ def test_classifier_request_body_is_terse() -> None:
     assert b["model"] == "m-fast"
     assert b["stream"] is False
     assert b["max_tokens"] <= 64
+
+
+# --- properties: nothing a caller sends can make the auto-router raise ----------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=10,
+)
+_part = st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "image_url", "input_image", "audio"]), "text": _json}
+)
+_message = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["system", "user", "assistant", "tool", 3]),
+        "content": st.none() | st.text(max_size=200) | st.lists(_part | _json, max_size=4),
+    }
+)
+_body: st.SearchStrategy[dict[str, Any]] = st.one_of(
+    st.fixed_dictionaries({"messages": st.lists(_message | _json, max_size=6)}),
+    st.dictionaries(st.sampled_from(["messages", "model", "x"]), _json, max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=_body)
+def test_rules_and_prompt_never_raise_and_stay_bounded(body: dict[str, Any]) -> None:
+    assert rule_category(body) in (None, *Category)
+    msgs = classifier_messages(body)
+    assert len(msgs[1]["content"]) < 3200
+
+
+@settings(max_examples=150, deadline=None)
+@given(answer=st.text(max_size=400))
+def test_parse_category_never_raises(answer: str) -> None:
+    assert parse_category(answer) in (None, *Category)
