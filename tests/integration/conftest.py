@@ -116,6 +116,7 @@ class OperatorProcess:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     log_path: Path | None = None
+    _logf: Any = None
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBERNETES_"))}
@@ -144,10 +145,13 @@ class OperatorProcess:
         self.starts += 1
         self.log_path = self.log_dir / f"operator-{id(self) % 10000}-{self.starts}.log"
         exe = Path(sys.executable).with_name("byollm-operator")
+        if self._logf is not None:
+            self._logf.close()
+        self._logf = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [str(exe)],
             env=self.env(),
-            stdout=self.log_path.open("wb"),
+            stdout=self._logf,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -161,6 +165,10 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(5)
+        finally:
+            if self._logf is not None:
+                self._logf.close()
+                self._logf = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -201,7 +209,7 @@ def stub_provider(control_plane: Any) -> Iterator[dict[str, Any]]:
     """The OpenAI-compatible stub on 127.0.0.1, accepting exactly one key."""
     port = _free_port()
     key = "sk-stub-valid-0123456789"
-    log = Path(control_plane.log_dir) / "stub-provider.log"
+    logf = (Path(control_plane.log_dir) / "stub-provider.log").open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -211,7 +219,7 @@ def stub_provider(control_plane: Any) -> Iterator[dict[str, Any]]:
             "--api-key",
             key,
         ],
-        stdout=log.open("wb"),
+        stdout=logf,
         stderr=subprocess.STDOUT,
     )
 
@@ -225,3 +233,4 @@ def stub_provider(control_plane: Any) -> Iterator[dict[str, Any]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        logf.close()

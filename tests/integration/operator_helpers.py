@@ -92,3 +92,53 @@ def wait_ready(kube: Kube, ns: str, name: str, timeout: float = 90) -> dict[str,
 
     result: dict[str, Any] = wait_for(f"{ns}/{name} Ready", ready, timeout=timeout)
     return result
+
+
+def child_paths(ns: str, name: str) -> dict[str, str]:
+    """REST paths of every child of LLMConfig ``name``."""
+    return {
+        "llm-secret": path("v1", "Secret", ns, f"{name}-llm"),
+        "token-secret": path("v1", "Secret", ns, f"{name}-router-token"),
+        "deployment": path("apps/v1", "Deployment", ns, f"{name}-router"),
+        "service": path("v1", "Service", ns, f"{name}-router"),
+        "networkpolicy": path("networking.k8s.io/v1", "NetworkPolicy", ns, f"{name}-router"),
+    }
+
+
+def secret_data(kube: Kube, ns: str, name: str) -> dict[str, str]:
+    obj = kube.get(path("v1", "Secret", ns, name)) or {}
+    return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+
+
+def replicasets(kube: Kube, ns: str, name: str) -> dict[str, dict[str, Any]]:
+    """The router's ReplicaSets: name -> {hash: config-hash, replicas: spec.replicas}."""
+    items = kube.list(
+        f"/apis/apps/v1/namespaces/{ns}/replicasets?labelSelector=byollm.io%2Fllmconfig%3D{name}"
+    )
+    return {
+        rs["metadata"]["name"]: {
+            "hash": rs["spec"]["template"]["metadata"]["annotations"]["byollm.io/config-hash"],
+            "replicas": rs["spec"].get("replicas", 0),
+        }
+        for rs in items
+    }
+
+
+def pods(kube: Kube, ns: str, name: str) -> list[dict[str, Any]]:
+    return kube.list(f"/api/v1/namespaces/{ns}/pods?labelSelector=byollm.io%2Fllmconfig%3D{name}")
+
+
+def wait_rolled(kube: Kube, ns: str, name: str, cfg_hash: str, timeout: float = 90) -> float:
+    """Wait until every router pod runs ``cfg_hash`` (old pods gone); returns seconds."""
+    start = time.monotonic()
+
+    def rolled() -> bool:
+        ps = pods(kube, ns, name)
+        return bool(ps) and all(
+            p["metadata"]["annotations"].get("byollm.io/config-hash") == cfg_hash
+            and not p["metadata"].get("deletionTimestamp")
+            for p in ps
+        )
+
+    wait_for(f"{ns}/{name} pods at config {cfg_hash[:12]}", rolled, timeout=timeout)
+    return time.monotonic() - start
