@@ -296,7 +296,12 @@ def parse_category(answer: str) -> Category | None:
 
 
 def _model_for(category: Category, table: RoutingTable, default_model: str) -> str:
-    return table.models.get(category) or default_model
+    """The category's model, else the default model.
+
+    Managed routers have no default model (LLM_MODEL is wiped), so there the table's
+    balanced model stands in before giving up with "" (the upstream then answers 4xx).
+    """
+    return table.models.get(category) or default_model or table.models.get(Category.BALANCED, "")
 
 
 async def decide(

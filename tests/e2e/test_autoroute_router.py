@@ -377,3 +377,19 @@ def test_anthropic_classifier_uses_messages_api(
         ("/v1/messages", "stub-balanced"),
     ]
     assert upstream(shared) == []
+
+
+def test_managed_missing_category_model_uses_balanced(
+    stubs: tuple[StubServer, StubServer],
+    start_router: Callable[[dict[str, str]], RouterProcess],
+) -> None:
+    """Managed routers have no LLM_MODEL: the table's balanced model stands in."""
+    tenant, shared = stubs
+    table = {"fast": "stub-classify-reasoning", "balanced": "stub-balanced"}
+    routing = json.dumps({"auto": True, "models": table})
+    router = start_router(router_env("managed", shared, LLM_ROUTING=routing))
+    raw = chat(router, user("prove it"))
+    assert raw.headers["x-byollm-category"] == "reasoning"
+    assert raw.headers["x-byollm-model"] == "stub-balanced"
+    assert models(shared) == ["stub-classify-reasoning", "stub-balanced"]
+    assert upstream(tenant) == []

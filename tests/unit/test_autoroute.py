@@ -333,3 +333,14 @@ def test_rules_and_prompt_never_raise_and_stay_bounded(body: dict[str, Any]) -> 
 @given(answer=st.text(max_size=400))
 def test_parse_category_never_raises(answer: str) -> None:
     assert parse_category(answer) in (None, *Category)
+
+
+async def test_without_default_model_balanced_stands_in() -> None:
+    """Managed mode has no LLM_MODEL: a category without a model uses the balanced one."""
+    table = RoutingTable(models={Category.BALANCED: "m-balanced", Category.CODE: "m-code"})
+    clf = FakeClassifier("reasoning")
+    d = await decide(body(user("prove it")), table, "", clf, 1.0)
+    assert clf.calls[0][1] == "m-balanced"
+    assert d == Decision(Category.REASONING, "m-balanced", "classifier")
+    d = await decide(body(user("x")), RoutingTable(), "", FakeClassifier("code"), 1.0)
+    assert d == Decision(Category.CODE, "", "classifier")
