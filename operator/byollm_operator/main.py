@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import uuid
+from typing import Any
 
 import kopf
 import kubernetes
@@ -44,6 +45,30 @@ def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
             liveness_endpoint=liveness or None,
         )
     )
+
+
+def _follower_health(endpoint: str) -> Any:
+    """Serve the liveness endpoint while waiting for the Lease (kopf serves it once leading).
+
+    Without this a standby replica never answers its probes and is restarted forever.
+    Returns the server (call ``shutdown()``/``server_close()`` before kopf binds the port).
+    """
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+
+    class _Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == (url.path or "/") else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer((url.hostname or "0.0.0.0", url.port or 8080), _Ok)  # noqa: S104
+    threading.Thread(target=server.serve_forever, daemon=True, name="follower-health").start()
+    return server
 
 
 def _elect(settings: Settings, leading: threading.Event, lost: threading.Event) -> None:
@@ -92,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(
             target=_elect, args=(settings, leading, lost), daemon=True, name="leader-election"
         ).start()
+        endpoint = settings.liveness_endpoint
+        health = _follower_health(endpoint) if endpoint else None
         while not leading.wait(0.5):
             if lost.is_set():
                 return 1
+        if health is not None:
+            health.shutdown()
+            health.server_close()
 
         def _watch_lease() -> None:
             lost.wait()
