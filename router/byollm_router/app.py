@@ -152,7 +152,7 @@ def _loads(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         try:  # orjson refuses integers beyond 64 bits; the standard library does not
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
             raise errors.bad_json() from None
     if not isinstance(body, dict):
         raise errors.bad_json()
@@ -162,8 +162,11 @@ def _loads(raw: bytes) -> dict[str, Any]:
 def _dumps(body: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(body)
-    except TypeError:
-        return json.dumps(body, separators=(",", ":")).encode()
+    except TypeError:  # integers beyond 64 bits (parsed by the json fallback)
+        try:
+            return json.dumps(body, separators=(",", ":")).encode()
+        except (ValueError, RecursionError):
+            raise errors.bad_json() from None
 
 
 def _response_headers(
@@ -286,8 +289,8 @@ class RouterApp:
                     auth = value
                 elif name == b"content-length":
                     clen = value
-                elif name in _FORWARDED:
-                    client_headers[name.decode()] = value.decode("latin-1")
+                elif name in _FORWARDED and value.isascii():  # others cannot be re-sent safely
+                    client_headers[name.decode()] = value.decode()
             if not self._authorized(auth):
                 raise errors.unauthorized()
             if route == "models":

@@ -71,6 +71,11 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _header_safe(value: str) -> bool:
+    """Printable ASCII only: the key is sent in a header, byte for byte."""
+    return all(0x20 <= ord(ch) < 0x7F for ch in value)
+
+
 def _url(env: Mapping[str, str], name: str, value: str) -> str:
     try:
         parts = urlsplit(value)
@@ -171,8 +176,8 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         key = _get(env, c.LLM_API_KEY)
         if key is None:
             raise ConfigError(c.LLM_API_KEY, "is required in BYO mode")
-        if any(ch in key for ch in "\r\n\0"):
-            raise ConfigError(c.LLM_API_KEY, "contains a control character")
+        if not _header_safe(key):
+            raise ConfigError(c.LLM_API_KEY, "contains a character not allowed in an HTTP header")
         model = _get(env, c.LLM_MODEL)
         if model is None:
             raise ConfigError(c.LLM_MODEL, "is required in BYO mode")
@@ -185,8 +190,10 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         base_url = _url(env, c.BYOLLM_MANAGED_URL, raw_managed)
         # The tenant's own key is never used in Managed mode, even if still present.
         key = _get(env, c.BYOLLM_MANAGED_API_KEY)
-        if key is not None and any(ch in key for ch in "\r\n\0"):
-            raise ConfigError(c.BYOLLM_MANAGED_API_KEY, "contains a control character")
+        if key is not None and not _header_safe(key):
+            raise ConfigError(
+                c.BYOLLM_MANAGED_API_KEY, "contains a character not allowed in an HTTP header"
+            )
         model = _get(env, c.LLM_MODEL)
 
     allowlist = _get(env, c.BYOLLM_UPSTREAM_ALLOWLIST)
