@@ -929,6 +929,28 @@ def test_client_disconnects_mid_stream(hostile: Routers, upstream: Upstream) -> 
     del upstream.scripts[sid]
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+def test_upstream_redirect_not_followed(
+    hostile: Routers, upstream: Upstream, http: httpx.Client, route: str, status: int
+) -> None:
+    """A provider answering with a redirect to the metadata service: the router hands the
+    3xx back verbatim and makes no second request (its client never follows redirects)."""
+    sid = _new_id()
+    location = b"location: http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+    upstream.scripts[sid] = Script(
+        [b"{}"], status=status, content_type=b"application/json", extra_headers=[location]
+    )
+    upstream.seen_headers.clear()
+    body = {"model": sid, "messages": [{"role": "user", "content": "x"}]}
+    r = http.post(hostile[route].url + "/v1/chat/completions", json=body)
+    del upstream.scripts[sid]
+    record("redirect", r.status_code)
+    assert r.status_code == status
+    assert len(upstream.seen_headers) == 1  # one upstream request, no follow-up
+    check_upstream_headers(upstream)
+
+
 def test_router_alive_after_everything(hostile: Routers) -> None:
     for router in hostile.values():
         assert_healthy(router)
