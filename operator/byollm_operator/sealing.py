@@ -291,3 +291,37 @@ class KeyRing:
 
     def unseal(self, sealed: str, namespace: str, name: str) -> str:
         return unseal(sealed, self.keys, namespace, name)
+
+
+# --- key rotation from a shell --------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m byollm_operator.sealing {ids,rotate,retire KEY_ID...}``: PEM bundle on
+    stdin (the Secret's ``private-keys.pem``), new bundle or key ids on stdout. Lets an
+    admin rotate the sealing key with kubectl, without the key touching disk."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m byollm_operator.sealing")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("ids", help="print the key ids, newest (the published one) first")
+    sub.add_parser("rotate", help="prepend a new key; old values still open")
+    retire = sub.add_parser("retire", help="drop old keys; values sealed to them stop opening")
+    retire.add_argument("key_ids", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        ring = KeyRing.from_pem(sys.stdin.buffer.read())
+        if args.cmd == "ids":
+            sys.stdout.write("\n".join(ring.key_ids) + "\n")
+            return 0
+        ring = ring.rotated() if args.cmd == "rotate" else ring.retired(args.key_ids)
+    except SealError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    sys.stdout.buffer.write(ring.to_pem())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

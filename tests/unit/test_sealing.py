@@ -7,6 +7,9 @@ import io
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from byollm_operator.sealing import (
     SEALED_PATTERN,
     KeyRing,
@@ -18,8 +21,6 @@ from byollm_operator.sealing import (
     seal,
     unseal,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 KEY = "sk-or-v1-CANARY-0123456789abcdef"
 NS, NAME = "tenant-acme", "acme"
@@ -201,3 +202,36 @@ def test_round_trip_property(pair: tuple[bytes, bytes], text: str, ns: str) -> N
     priv, pub = pair
     sealed = seal(text, pub, ns, NAME)
     assert unseal(sealed, [priv], ns, NAME) == text
+
+
+def test_rotation_cli(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from byollm_operator.sealing import main
+
+    ring = KeyRing.generate()
+    old_id = ring.key_ids[0]
+    old_value = ring.seal(KEY, NS, NAME)
+
+    def run(stdin: bytes, *argv: str) -> tuple[int, bytes, bytes]:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = main(list(argv))
+        out, err = capsysbinary.readouterr()
+        return code, out, err
+
+    code, rotated, _ = run(ring.to_pem(), "rotate")
+    assert code == 0
+    new = KeyRing.from_pem(rotated)
+    assert new.key_ids[1] == old_id
+    assert new.unseal(old_value, NS, NAME) == KEY
+    code, ids, _ = run(rotated, "ids")
+    assert ids.decode().split() == new.key_ids
+    code, retired, _ = run(rotated, "retire", old_id)
+    assert KeyRing.from_pem(retired).key_ids == [new.key_ids[0]]
+    code, out, err = run(rotated, "retire", new.key_ids[0])
+    assert code == 1
+    assert b"current" in err
+    assert out == b""
+    code, _, err = run(b"garbage", "ids")
+    assert code == 1
+    assert b"no private key" in err
