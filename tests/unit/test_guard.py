@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from byollm_router.guard import (
     Allowlist,
     GuardError,
@@ -13,8 +16,6 @@ from byollm_router.guard import (
     parse_host_literal,
     resolve_and_check,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 try:
     from tests.unit import ssrf_table

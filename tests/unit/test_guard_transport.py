@@ -17,11 +17,12 @@ from pathlib import Path
 import httpcore
 import httpx
 import pytest
-from byollm_router.guard import Allowlist, GuardedTransport, GuardError, build_transport
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from byollm_router.guard import Allowlist, GuardedTransport, GuardError, build_transport
 
 
 class LoopbackOnly(httpcore.AsyncNetworkBackend):
