@@ -29,6 +29,7 @@ from byollm_router.contract import Mode
 from byollm_router.logging import RequestLog
 from byollm_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from byollm_router.metrics import Metrics
+from byollm_router.netbackend import AsyncioBackend
 from byollm_router.providers import LocalAnswer, UpstreamCall, build_provider
 from byollm_router.providers.base import FORWARDED_REQUEST_HEADERS
 
@@ -119,7 +120,9 @@ def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
     if cfg.mode is Mode.MANAGED:
         entries.append(httpx.URL(cfg.base_url).host)
     allowlist = guard.Allowlist.parse(",".join(e for e in entries if e))
-    return guard.build_transport(allowlist, http2=True, limits=_LIMITS, retries=0)
+    return guard.build_transport(
+        allowlist, network_backend=AsyncioBackend(), http2=True, limits=_LIMITS, retries=0
+    )
 
 
 def _is_guard_refusal(exc: BaseException) -> bool:

@@ -1,0 +1,126 @@
+"""An asyncio-native httpcore network backend: the router's sockets without anyio.
+
+httpcore's default backend goes through anyio, whose cancel scopes and checkpoints cost
+tens of microseconds per read/write — a large share of the router's added latency. This
+backend maps httpcore's four socket operations straight onto asyncio streams (uvloop's
+when installed). It sits *under* the SSRF guard: the guard resolves and checks the host,
+then asks this backend to connect to the approved address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpcore
+from httpcore._utils import is_socket_readable
+
+_READ_LIMIT = 1 << 20
+
+
+@contextlib.contextmanager
+def _mapped(timeout_exc: type[Exception], error_exc: type[Exception]) -> Iterator[None]:
+    try:
+        yield
+    except TimeoutError as exc:
+        raise timeout_exc(str(exc) or "timed out") from exc
+    except (OSError, EOFError, ssl.SSLError) as exc:
+        raise error_exc(str(exc) or type(exc).__name__) from exc
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """One TCP (optionally TLS) connection on asyncio streams."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        with _mapped(httpcore.ReadTimeout, httpcore.ReadError):
+            if timeout is None:
+                return await self._reader.read(max_bytes)
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        if not buffer:
+            return
+        with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
+            self._writer.write(buffer)
+            if self._writer.transport.get_write_buffer_size() == 0:
+                return  # went straight to the socket: nothing to wait for
+            if timeout is None:
+                await self._writer.drain()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._writer.drain()
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> httpcore.AsyncNetworkStream:
+        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
+            await self._writer.start_tls(
+                ssl_context, server_hostname=server_hostname, ssl_handshake_timeout=timeout
+            )
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._writer.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        if info == "socket":
+            return self._writer.get_extra_info("socket")
+        if info == "is_readable":
+            sock = self._writer.get_extra_info("socket")
+            return sock is None or is_socket_readable(sock)
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """httpcore backend on plain asyncio (TCP_NODELAY is asyncio's default for TCP)."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        local = (local_address, 0) if local_address else None
+        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=local, limit=_READ_LIMIT
+                )
+        sock: socket.socket | None = writer.get_extra_info("socket")
+        if sock is not None:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+        return AsyncioStream(reader, writer)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not router upstreams")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

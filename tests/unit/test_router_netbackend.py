@@ -1,0 +1,130 @@
+"""The router's asyncio-native httpcore backend, under the SSRF guard, on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from byollm_router.guard import Allowlist, build_transport
+from byollm_router.netbackend import AsyncioBackend
+
+NAME = "upstream.test"
+
+
+async def to_loopback(host: str, port: int) -> Sequence[str]:
+    return ["127.0.0.1"]
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "c.pem", tmp / "k.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class Server:
+    def __init__(self, answer: bool = True) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.sni: list[str | None] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                if not self.answer:
+                    await reader.read()
+                    return
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_tls_with_sni_verification_and_connection_reuse(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    stub = Server()
+    server_ctx.sni_callback = lambda _sock, sni, _ctx: stub.sni.append(sni)  # type: ignore[assignment,misc,return-value]
+    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    transport = build_transport(
+        Allowlist.parse(NAME),
+        resolver=to_loopback,
+        network_backend=AsyncioBackend(),
+        verify=ssl.create_default_context(cafile=str(cert)),
+    )
+    async with server, httpx.AsyncClient(transport=transport, timeout=5) as client:
+        for _ in range(3):
+            response = await client.get(f"https://{NAME}:{port}/v1/models")
+            assert response.text == "ok"
+    assert stub.sni == [NAME]
+    assert stub.connections == 1  # pooled and reused
+
+
+async def test_tls_wrong_name_refused(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    server = await asyncio.start_server(Server().handle, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    transport = build_transport(
+        Allowlist.parse("other.test"),
+        resolver=to_loopback,
+        network_backend=AsyncioBackend(),
+        verify=ssl.create_default_context(cafile=str(cert)),
+    )
+    async with server, httpx.AsyncClient(transport=transport, timeout=5) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"https://other.test:{port}/")
+
+
+async def test_read_timeout_and_refused_connection() -> None:
+    stub = Server(answer=False)
+    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = build_transport(Allowlist.parse("127.0.0.1"), network_backend=AsyncioBackend())
+    async with server, httpx.AsyncClient(transport=transport, timeout=0.3) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(f"http://127.0.0.1:{port}/")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed = s.getsockname()[1]
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{closed}/")
