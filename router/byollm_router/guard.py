@@ -512,6 +512,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         ctx = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
         super().__init__(verify=ctx, http1=http1, http2=http2, limits=limits)
         self.allowlist = allowlist
+        self._admitted: set[tuple[bytes, bytes, int | None, bytes]] = set()
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ctx,
             max_connections=limits.max_connections,
@@ -526,7 +527,16 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        check_url(request.url, self.allowlist)
+        url = request.url
+        # The static verdict depends only on these parts; cache it (the router talks to one
+        # upstream, so this saves the parse on every request). DNS is still checked per
+        # connection by the network backend.
+        key = (url.raw_scheme, url.raw_host, url.port, url.userinfo)
+        if key not in self._admitted:
+            check_url(url, self.allowlist)
+            if len(self._admitted) >= 256:
+                self._admitted.clear()
+            self._admitted.add(key)
         return await super().handle_async_request(request)
 
 
@@ -540,8 +550,9 @@ def build_transport(
     """The transport for the router's shared ``AsyncClient`` (use ``follow_redirects=False``).
 
     Accepts ``httpx.AsyncHTTPTransport``'s keyword arguments except ``proxy`` and ``uds``,
-    which would bypass the connect-time check. ``resolver`` and ``network_backend`` are
-    for tests (simulated DNS, a backend that records where sockets go).
+    which would bypass the connect-time check. ``resolver`` replaces getaddrinfo (tests:
+    simulated DNS and rebinding); ``network_backend`` is the backend that opens sockets
+    to the approved addresses (default anyio; tests record where sockets go).
     """
     for forbidden in ("proxy", "uds"):
         if httpx_transport_kwargs.get(forbidden) is not None:

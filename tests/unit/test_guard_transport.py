@@ -295,3 +295,21 @@ def test_bypassing_options_refused() -> None:
         build_transport(Allowlist(), proxy="http://10.0.0.1:3128")
     with pytest.raises(TypeError, match="bypass"):
         build_transport(Allowlist(), uds="/var/run/docker.sock")
+
+
+async def test_static_verdict_cache_is_per_origin(stub: Stub) -> None:
+    """The transport caches the static check per (scheme, host, port, userinfo): an admitted
+    origin does not admit its neighbours, userinfo or another scheme."""
+    net = LoopbackOnly()
+    async with client(build_transport(LOOPBACK, network_backend=net)) as c:
+        assert (await c.get(f"http://127.0.0.1:{stub.port}/a")).status_code == 200
+        assert (await c.get(f"http://127.0.0.1:{stub.port}/b")).status_code == 200
+        for url in [
+            f"http://127.0.0.2:{stub.port}/a",
+            f"http://user@127.0.0.1:{stub.port}/a",
+            f"http://localhost:{stub.port}/a",
+            "http://169.254.169.254/latest",
+        ]:
+            with pytest.raises(GuardError):
+                await c.get(url)
+    assert net.connects == [("127.0.0.1", stub.port)]
