@@ -309,3 +309,23 @@ def test_probes_and_metrics(routers: Callable[[str], RouterProcess]) -> None:
     assert "byollm_router_requests_total" in text
     assert "byollm_router_request_duration_seconds_bucket" in text
     assert "byollm_router_upstream_responses_total" in text
+
+
+def test_client_giving_up_on_a_non_streaming_call_cancels_upstream(
+    routers: Callable[[str], RouterProcess], stub: StubServer
+) -> None:
+    """The router's upstream timeout here is 5 s; the client leaves after 0.3 s and the
+    provider must see the connection close right away, not at 5 s."""
+    router = routers("openai")
+    stub.clear()
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{router.base_url}/chat/completions",
+            headers=router.headers,
+            json={"model": "stub-hang", "messages": MESSAGES},
+            timeout=0.3,
+        )
+    log = stub.wait_for(lambda log: bool(log) and log[-1].get("outcome") == "disconnected", 3)
+    assert log[-1]["outcome"] == "disconnected"
+    assert time.monotonic() - started < 3
