@@ -45,12 +45,18 @@ def main(argv: list[str] | None = None) -> None:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - uvloop is in the router extra
         loop = "asyncio"
+    try:
+        import httptools  # noqa: F401
+
+        http = "httptools"
+    except ImportError:  # pragma: no cover - httptools is in the router extra
+        http = "h11"
     uvicorn.run(
         create_app(cfg),
         host=args.host,
         port=args.port,
         loop=loop,
-        http="httptools",
+        http=http,
         lifespan="on",
         access_log=False,
         server_header=False,

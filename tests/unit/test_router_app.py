@@ -1,0 +1,59 @@
+"""The router app in-process (ASGI, no sockets to a provider): guard refusals and routing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+import pytest
+
+from byollm_router import contract as c
+from byollm_router.app import RouterApp
+from byollm_router.config import load_config
+from byollm_router.guard import Allowlist, build_transport
+
+ENV = {
+    c.BYOLLM_ROUTER_TOKEN: "tok",
+    c.LLM_PROVIDER: "openai",
+    c.LLM_BASE_URL: "https://api.provider.test/v1",
+    c.LLM_API_KEY: "sk-k",
+    c.LLM_MODEL: "m",
+}
+
+
+async def rebinds_to_private(host: str, port: int) -> Sequence[str]:
+    """DNS that answers a private address for a public-looking name (rebinding)."""
+    return ["10.1.2.3"]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = build_transport(Allowlist(), resolver=rebinds_to_private)
+    app = RouterApp(load_config(ENV), transport=transport)
+    await app.startup()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://router",
+        headers={"authorization": "Bearer tok"},
+    ) as c:
+        yield c
+    await app.shutdown()
+
+
+async def test_guard_refusal_is_502_upstream_blocked(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
+    )
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "upstream_blocked"
+    assert "10.1.2.3" not in error["message"]
+    metrics = (await client.get("/metrics")).text
+    assert 'code="upstream_blocked"' in metrics
+
+
+async def test_probes_need_no_token(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/readyz", "/metrics"):
+        response = await client.get(path, headers={"authorization": ""})
+        assert response.status_code == 200
+    assert (await client.get("/v1/models", headers={"authorization": ""})).status_code == 401
