@@ -1,0 +1,470 @@
+"""Operator control-plane benchmark: N LLMConfigs on the real control plane with kwok nodes.
+
+    python tests/bench/operator_bench.py [--short] [--sizes 100,1000] [--out FILE]
+
+For each size N, on a fresh local control plane (etcd, kube-apiserver, controller-manager,
+scheduler, kwok; ``byollm_operator.controlplane``) with the operator running as in
+production (its own non-admin user and RBAC, leader election on, credentials probe off so
+no provider traffic is involved):
+
+1. create N tenants (a key Secret + a BYO LLMConfig each, 100 per namespace) as fast as
+   8 client threads can, and watch until every LLMConfig is Ready at its generation
+   (``SecretSynced`` True = the reconcile finished; Ready = the router pod runs on kwok);
+2. change the provider model of M of them at a steady rate and time each change until a
+   new ReplicaSet appears and until Ready again;
+3. stay idle for at least one full resync pass and count the operator's API writes in the
+   API server's audit log (dry-run applies are reads and counted apart; Lease renewals of
+   leader election are counted apart);
+4. sample the operator's RSS and CPU throughout.
+
+Results go to ``build/bench/operator.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import ssl
+import sys
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import yaml
+from benchlib import RESULTS_DIR, ROOT, PeakRss, Service, machine_load, percentile, poll, write_json
+from kubernetes import config as kconfig
+
+from byollm_operator import api, builders, controlplane, rbac
+from byollm_operator.kube import Kube, path
+
+OPERATOR_NS = "byollm-system"
+PER_NAMESPACE = 100
+OPERATOR_USER = controlplane.OPERATOR_USER
+
+
+@dataclass
+class Plan:
+    sizes: tuple[int, ...]
+    changes: dict[int, int]  # size -> number of provider changes
+    change_rate: float  # changes issued per second
+    resync_s: float
+    ready_timeout_s: float
+
+    @classmethod
+    def full(cls, sizes: tuple[int, ...]) -> Plan:
+        return cls(sizes, {n: min(50, n) for n in sizes}, 5.0, 30.0, 600.0)
+
+    @classmethod
+    def short(cls) -> Plan:
+        return cls((5,), {5: 3}, 5.0, 3.0, 60.0)
+
+
+# --- watching ------------------------------------------------------------------------------
+
+
+class Watch:
+    """Watches LLMConfigs and ReplicaSets cluster-wide (admin identity), timestamping what
+    the benchmark needs: first Ready / SecretSynced per generation, ReplicaSet creations."""
+
+    def __init__(self, cp: controlplane.ControlPlane) -> None:
+        self.cp = cp
+        self.lock = threading.Lock()
+        self.ready: dict[tuple[str, str, int], float] = {}
+        self.synced: dict[tuple[str, str, int], float] = {}
+        self.rs_added: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+        self.events = 0
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(p, h), daemon=True)
+            for p, h in (
+                (f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}", self._on_llmc),
+                ("/apis/apps/v1/replicasets", self._on_rs),
+            )
+        ]
+
+    def start(self) -> Watch:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self, resource: str, handle: Any) -> None:
+        ctx = ssl.create_default_context(cafile=str(self.cp.ca_file))
+        headers = {"Authorization": f"Bearer {self.cp.admin_token}"}
+        rv = ""
+        with httpx.Client(verify=ctx, headers=headers, timeout=httpx.Timeout(10, read=90)) as c:
+            while not self._stop.is_set():
+                params = {"watch": "1", "timeoutSeconds": "60", "allowWatchBookmarks": "true"}
+                if rv:
+                    params["resourceVersion"] = rv
+                try:
+                    with c.stream("GET", self.cp.server + resource, params=params) as r:
+                        for line in r.iter_lines():
+                            if self._stop.is_set():
+                                return
+                            if not line:
+                                continue
+                            ev = json.loads(line)
+                            obj = ev.get("object", {})
+                            if ev.get("type") == "ERROR":
+                                rv = ""
+                                break
+                            rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                            if ev.get("type") in ("ADDED", "MODIFIED"):
+                                handle(ev["type"], obj, time.monotonic())
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+
+    def _on_llmc(self, type_: str, obj: dict[str, Any], now: float) -> None:
+        meta, st = obj["metadata"], obj.get("status") or {}
+        gen = int(meta.get("generation", 1))
+        if int(st.get("observedGeneration", 0)) != gen:
+            return
+        key = (meta["namespace"], meta["name"], gen)
+        conds = {c["type"]: c["status"] for c in st.get("conditions", [])}
+        with self.lock:
+            self.events += 1
+            if conds.get("SecretSynced") == "True":
+                self.synced.setdefault(key, now)
+            if conds.get("Ready") == "True":
+                self.ready.setdefault(key, now)
+
+    def _on_rs(self, type_: str, obj: dict[str, Any], now: float) -> None:
+        if type_ != "ADDED":
+            return
+        meta = obj["metadata"]
+        owner = next((o["name"] for o in meta.get("ownerReferences", [])), "")
+        tmpl = obj.get("spec", {}).get("template", {}).get("metadata", {})
+        cfg_hash = (tmpl.get("annotations") or {}).get(builders.CONFIG_HASH_ANNOTATION, "")
+        with self.lock:
+            self.rs_added[(meta["namespace"], owner)].append((now, cfg_hash))
+
+
+# --- audit log -----------------------------------------------------------------------------
+
+
+class Audit:
+    """Counts the operator user's requests in the API server's audit log (Metadata level,
+    writes only; see ``controlplane._audit_policy``)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def offset(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def count(self, start: int, end: int | None = None) -> dict[str, Any]:
+        writes: dict[str, int] = defaultdict(int)
+        dry = leases = 0
+        with self.log.open("rb") as f:
+            f.seek(start)
+            data = f.read() if end is None else f.read(end - start)
+        for line in data.splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("user", {}).get("username") != OPERATOR_USER:
+                continue
+            if ev.get("stage") not in (None, "ResponseComplete"):
+                continue
+            resource = ev.get("objectRef", {}).get("resource", "?")
+            sub = ev.get("objectRef", {}).get("subresource")
+            if "dryRun=" in ev.get("requestURI", ""):
+                dry += 1
+            elif resource == "leases":
+                leases += 1
+            else:
+                writes[resource + (f"/{sub}" if sub else "")] += 1
+        return {
+            "writes": sum(writes.values()),
+            "by_resource": dict(writes),
+            "dry_run_applies": dry,
+            "lease_writes": leases,
+        }
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _install(kube: Kube) -> None:
+    manifest = yaml.safe_load((ROOT / api.CRD_PATHS[0]).read_text())
+    subject = {"kind": "User", "name": OPERATOR_USER, "apiGroup": "rbac.authorization.k8s.io"}
+    docs = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
+        manifest,
+        *rbac.manifests(namespace=OPERATOR_NS, subject=subject),
+    ]
+    plurals = {
+        "ClusterRole": "clusterroles",
+        "ClusterRoleBinding": "clusterrolebindings",
+        "Role": "roles",
+        "RoleBinding": "rolebindings",
+        "CustomResourceDefinition": "customresourcedefinitions",
+        "Namespace": "namespaces",
+        "ServiceAccount": "serviceaccounts",
+    }
+    for doc in docs:
+        meta = doc["metadata"]
+        base = "/api/v1" if doc["apiVersion"] == "v1" else f"/apis/{doc['apiVersion']}"
+        ns = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
+        kube.request(
+            "PATCH",
+            f"{base}{ns}/{plurals[doc['kind']]}/{meta['name']}",
+            body=doc,
+            query=[("fieldManager", "byollm-bench"), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+    crd = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}"
+
+    def served() -> bool:
+        got = kube.get(crd) or {}
+        conds = got.get("status", {}).get("conditions", [])
+        if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+            return False
+        try:
+            kube.request("GET", f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}")
+        except Exception:
+            return False
+        return True
+
+    poll("CRD served", served, 60, 0.2)
+
+
+def _tenant(i: int) -> tuple[str, str]:
+    return f"bench-{i // PER_NAMESPACE}", f"t{i:05d}"
+
+
+def _create_tenant(kube: Kube, i: int) -> tuple[tuple[str, str], float]:
+    ns, name = _tenant(i)
+    key = f"sk-bench-{i:05d}-0123456789abcdef"
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{name}-key", "namespace": ns},
+            "data": {"apiKey": base64.b64encode(key.encode()).decode()},
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "mode": "BYO",
+                "provider": {
+                    "type": "openrouter",
+                    "defaultModel": "qwen/qwen3-30b-a3b-instruct",
+                    "apiKey": {"secretKeyRef": {"name": f"{name}-key", "key": "apiKey"}},
+                },
+            },
+        }
+    )
+    return (ns, name), time.monotonic()
+
+
+def _operator(cp: controlplane.ControlPlane, plan: Plan, logs: Path) -> Service:
+    exe = Path(sys.executable).with_name("byollm-operator")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "KUBECONFIG": str(cp.operator_kubeconfig),
+        "BYOLLM_NAMESPACE": OPERATOR_NS,
+        "BYOLLM_RESYNC_PERIOD": str(plan.resync_s),
+        "BYOLLM_CREDENTIALS_PROBE_ENABLED": "false",
+        "BYOLLM_ROUTER_IMAGE": "byollm/router:bench",
+        "PYTHONWARNINGS": "ignore",
+    }
+    svc = Service("operator", [str(exe)], logs / "operator.log", env=env).start()
+    poll("operator started", lambda: "operator started" in svc.tail(100_000), 60, 0.2)
+    return svc
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else float("nan"),
+    }
+
+
+def run_size(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
+    state = out_dir / f"cp-{n}"
+    if state.exists():
+        import shutil
+
+        shutil.rmtree(state)
+    t_cp = time.monotonic()
+    cp = controlplane.start(state_dir=state, nodes=2)
+    res: dict[str, Any] = {"n": n, "control_plane_start_s": round(time.monotonic() - t_cp, 1)}
+    op: Service | None = None
+    watch: Watch | None = None
+    try:
+        api_client = kconfig.new_client_from_config(config_file=str(cp.kubeconfig))
+        api_client.configuration.connection_pool_maxsize = 16
+        kube = Kube(api_client)
+        _install(kube)
+        for k in range(0, n, PER_NAMESPACE):
+            ns = _tenant(k)[0]
+            ns_body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            kube.request("POST", "/api/v1/namespaces", body=ns_body)
+        audit = Audit(cp.log_dir / "audit.log")
+        watch = Watch(cp).start()
+        op = _operator(cp, plan, out_dir)
+        proc = psutil.Process(op.pid)
+        time.sleep(1.0)  # the operator's initial listings
+        with PeakRss(op.pid, 0.5) as rss:
+            # 1. create N tenants
+            a0, cpu0, t0 = audit.offset(), proc.cpu_times(), time.monotonic()
+            with ThreadPoolExecutor(8) as pool:
+                created = dict(pool.map(lambda i: _create_tenant(kube, i), range(n)))
+            res["create_submit_s"] = round(time.monotonic() - t0, 2)
+            keys = list(created)
+
+            def all_ready(gen: int = 1) -> bool:
+                with watch.lock:
+                    return all((ns, nm, gen) in watch.ready for ns, nm in keys)
+
+            poll(f"{n} LLMConfigs Ready", all_ready, plan.ready_timeout_s, 0.2)
+            t_ready = time.monotonic()
+            cpu1 = proc.cpu_times()
+            res["all_ready_s"] = round(t_ready - t0, 2)
+            with watch.lock:
+                synced = [watch.synced.get((*k, 1)) for k in created]
+                res["create_to_synced_s"] = _stats(
+                    [s - t for s, t in zip(synced, created.values(), strict=True) if s is not None]
+                )
+                to_ready = sorted(watch.ready[(*k, 1)] - t for k, t in created.items())
+                res["create_to_ready_s"] = _stats(to_ready)
+                res["create_to_ready_raw"] = [round(x, 3) for x in to_ready]
+            res["create_cpu_s"] = round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2)
+            time.sleep(2.0)  # let trailing child events settle before counting
+            create_audit = audit.count(a0)
+            res["create_writes"] = create_audit
+            res["writes_per_object"] = round(create_audit["writes"] / n, 2)
+
+            # 2. provider changes at a steady rate
+            m = plan.changes.get(n, min(50, n))
+            step = max(1, n // m)
+            sample = keys[::step][:m]
+            changed: dict[tuple[str, str], float] = {}
+            for ns, nm in sample:
+                t = time.monotonic()
+                kube.merge_patch(
+                    path(api.API_VERSION, api.KIND, ns, nm),
+                    {"spec": {"provider": {"defaultModel": "qwen/qwen3-235b-a22b-instruct"}}},
+                )
+                changed[(ns, nm)] = t
+                time.sleep(max(0.0, 1.0 / plan.change_rate - (time.monotonic() - t)))
+
+            def new_rs(k: tuple[str, str]) -> float | None:
+                rs = watch.rs_added.get((k[0], builders.router_name(k[1])), [])
+                later = [ts for ts, _ in rs if ts >= changed[k]]
+                return later[0] if later else None
+
+            def rolled() -> bool:
+                with watch.lock:
+                    return all(new_rs(k) is not None and (*k, 2) in watch.ready for k in changed)
+
+            poll("changes rolled out", rolled, plan.ready_timeout_s, 0.2)
+            with watch.lock:
+                res["change_to_new_rs_s"] = _stats(
+                    [new_rs(k) - t for k, t in changed.items()]  # type: ignore[operator]
+                )
+                res["change_to_ready_s"] = _stats(
+                    [watch.ready[(*k, 2)] - t for k, t in changed.items()]
+                )
+
+            # 3. idle: at least one full resync pass, zero writes expected
+            time.sleep(3.0)
+            a1, cpu_i0, t_i0 = audit.offset(), proc.cpu_times(), time.monotonic()
+            min_window = plan.resync_s * 1.5
+            cap = max(min_window, 240.0 if n >= 1000 else 120.0)
+
+            def pass_seen() -> bool:
+                elapsed = time.monotonic() - t_i0
+                if elapsed < min_window:
+                    return False
+                return audit.count(a1)["dry_run_applies"] >= 5 * n or elapsed > cap
+
+            poll("one idle resync pass", pass_seen, cap + 30, 1.0)
+            window = time.monotonic() - t_i0
+            cpu_i1 = proc.cpu_times()
+            idle = audit.count(a1)
+            idle["window_s"] = round(window, 1)
+            idle["resync_passes"] = round(idle["dry_run_applies"] / (5 * n), 2)
+            idle["lease_writes_per_min"] = round(idle["lease_writes"] / window * 60, 1)
+            idle["cpu_pct"] = round(
+                100 * ((cpu_i1.user + cpu_i1.system) - (cpu_i0.user + cpu_i0.system)) / window,
+                1,
+            )
+            res["idle"] = idle
+            res["rss_end_mb"] = round(proc.memory_info().rss / 2**20, 1)
+        res["rss_peak_mb"] = round(rss.peak_mb, 1)
+        res["operator_log_errors"] = sum(
+            1 for line in op.tail(10**8).splitlines() if " ERROR " in line
+        )
+    finally:
+        if watch is not None:
+            watch.stop()
+        if op is not None:
+            op.stop()
+        cp.stop()
+    return res
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (
+        f"N={r['n']}: all Ready {r['all_ready_s']}s (submit {r['create_submit_s']}s) | "
+        f"create->synced p50 {r['create_to_synced_s']['p50']:.2f}s "
+        f"p99 {r['create_to_synced_s']['p99']:.2f}s | create->Ready p50 "
+        f"{r['create_to_ready_s']['p50']:.2f}s p99 {r['create_to_ready_s']['p99']:.2f}s | "
+        f"change->RS p50 {r['change_to_new_rs_s']['p50']:.2f}s "
+        f"p99 {r['change_to_new_rs_s']['p99']:.2f}s | writes/obj {r['writes_per_object']} | "
+        f"idle writes {r['idle']['writes']} (passes {r['idle']['resync_passes']}, "
+        f"leases {r['idle']['lease_writes_per_min']}/min, cpu {r['idle']['cpu_pct']}%) | "
+        f"rss peak {r['rss_peak_mb']}MB | create cpu {r['create_cpu_s']}s"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--short", action="store_true", help="tiny run for CI (5 objects)")
+    parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "operator.json")
+    args = parser.parse_args(argv)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    plan = Plan.short() if args.short else Plan.full(sizes)
+    out: dict[str, Any] = {"mode": "short" if args.short else "full", "sizes": []}
+    out["machine_before"] = machine_load()
+    t0 = time.monotonic()
+    for n in plan.sizes:
+        try:
+            r = run_size(n, plan, args.out.parent)
+        except controlplane.ControlPlaneUnavailable as e:
+            out["unavailable"] = str(e)[:300]
+            print(f"control plane unavailable: {e}", file=sys.stderr)
+            break
+        print(_line(r), flush=True)
+        out["sizes"].append(r)
+    out["machine_after"] = machine_load()
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    write_json(args.out, out)
+    print(f"wrote {args.out} in {out['seconds']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

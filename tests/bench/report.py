@@ -1,0 +1,374 @@
+"""Turn the benchmark results (JSON) into ``docs/benchmarks.md`` and one PNG per plane.
+
+    python tests/bench/report.py --router R.json --operator O.json [--autoroute A.txt]
+                                 [--md docs/benchmarks.md] [--png-dir docs]
+
+Plots need matplotlib (installed in ``.venv-bench`` by ``hack/bench.sh``); without it the
+Markdown is still written and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+DASH = "\u2013"
+TIMES = "\u00d7"
+TARGET_ORDER = ("direct", "bare", "byollm", "litellm")
+TARGET_LABEL = {
+    "direct": "direct (stub)",
+    "bare": "bare uvicorn+httpx",
+    "byollm": "**byollm router**",
+    "litellm": "LiteLLM proxy",
+}
+
+
+def _f(x: Any, nd: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return DASH
+    return f"{x:.{nd}f}"
+
+
+def _get(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def router_rows(r: dict[str, Any]) -> list[str]:
+    out = [
+        f"| upstream | target | req/s | {TIMES} direct | p50 ms (c=1) | p99 ms (c=1) "
+        "| added p50 / p99 ms | TTFT p50 ms | TTFT added ms | CPU µs/req | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sc in r.get("scenarios", []):
+        kind = "200-chunk SSE" if sc["stream"] else "JSON"
+        up = f"{sc['latency_ms']} ms, {kind}"
+        tg = sc["targets"]
+        direct = tg.get("direct", {})
+        d_rps = _get(direct, "load", "rps")
+        d50 = _get(direct, "c1", "p50_us")
+        d99 = _get(direct, "c1", "p99_us")
+        d_ttft = _get(direct, "ttft", "ttft_p50_ms")
+        for name in TARGET_ORDER:
+            t = tg.get(name)
+            if t is None:
+                continue
+            if "error" in t:
+                err = t["error"][:80].replace("|", "/")
+                out.append(f"| {up} | {TARGET_LABEL[name]} | failed: {err} |" + " |" * 8)
+                continue
+            rps = _get(t, "load", "rps")
+            p50, p99 = _get(t, "c1", "p50_us"), _get(t, "c1", "p99_us")
+            ttft = _get(t, "ttft", "ttft_p50_ms")
+            ratio = rps / d_rps if rps and d_rps else None
+            added = (
+                f"{_f((p50 - d50) / 1e3)} / {_f((p99 - d99) / 1e3)}"
+                if name != "direct" and None not in (p50, d50, p99, d99)
+                else DASH
+            )
+            t_add = _f(ttft - d_ttft) if name != "direct" and None not in (ttft, d_ttft) else DASH
+            out.append(
+                f"| {up} | {TARGET_LABEL[name]} | {_f(rps, 0)} | {_f(ratio)} | "
+                f"{_f(p50 / 1e3 if p50 is not None else None)} | "
+                f"{_f(p99 / 1e3 if p99 is not None else None)} | {added} | {_f(ttft)} | "
+                f"{t_add} | {_f(t.get('cpu_us_per_req'), 0)} | {_f(t.get('peak_rss_mb'), 0)} |"
+            )
+    return out
+
+
+def router_summary(r: dict[str, Any]) -> dict[str, Any]:
+    """Headline figures from the 0 ms JSON scenario (the one that isolates proxy cost)."""
+    out: dict[str, Any] = {}
+    for sc in r.get("scenarios", []):
+        if sc["latency_ms"] != 0 or sc["stream"]:
+            continue
+        tg: dict[str, Any] = sc["targets"]
+
+        def rps(name: str, tg: dict[str, Any] = tg) -> float | None:
+            return _get(tg.get(name, {}), "load", "rps")
+
+        def cpu(name: str, tg: dict[str, Any] = tg) -> float | None:
+            return _get(tg.get(name, {}), "cpu_us_per_req")
+
+        b50 = _get(tg.get("byollm", {}), "c1", "p50_us")
+        d50 = _get(tg.get("direct", {}), "c1", "p50_us")
+        if b50 is not None and d50 is not None:
+            out["added_p50_ms"] = (b50 - d50) / 1e3
+        if rps("byollm") and rps("litellm"):
+            out["vs_litellm"] = rps("byollm") / rps("litellm")
+        if rps("byollm") and rps("bare"):
+            out["vs_bare"] = rps("byollm") / rps("bare")
+        if cpu("byollm") and cpu("litellm"):
+            out["cpu_vs_litellm"] = cpu("litellm") / cpu("byollm")
+        if cpu("byollm") and cpu("bare"):
+            out["cpu_vs_bare"] = cpu("bare") / cpu("byollm")
+        out["rss_mb"] = _get(tg.get("byollm", {}), "peak_rss_mb")
+    return out
+
+
+def operator_rows(o: dict[str, Any]) -> list[str]:
+    out = [
+        "| LLMConfigs | all Ready s | create→reconciled p50 / p99 s | create→Ready p50 / p99 s "
+        "| change→new ReplicaSet p50 / p99 s | change→Ready p50 / p99 s | writes / object "
+        "| idle writes (window, resync passes) | Lease renewals /min | idle CPU % "
+        "| create CPU s | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in o.get("sizes", []):
+
+        def pp(key: str, s: dict[str, Any] = s) -> str:
+            return f"{_f(_get(s, key, 'p50'))} / {_f(_get(s, key, 'p99'))}"
+
+        idle = s["idle"]
+        out.append(
+            f"| {s['n']} | {_f(s['all_ready_s'], 1)} | {pp('create_to_synced_s')} | "
+            f"{pp('create_to_ready_s')} | {pp('change_to_new_rs_s')} | {pp('change_to_ready_s')} | "
+            f"{_f(s['writes_per_object'], 1)} | **{idle['writes']}** ({_f(idle['window_s'], 0)} s, "
+            f"{_f(idle['resync_passes'], 1)}) | {_f(idle['lease_writes_per_min'], 0)} | "
+            f"{_f(idle['cpu_pct'], 1)} | {_f(s['create_cpu_s'], 1)} | {_f(s['rss_peak_mb'], 0)} |"
+        )
+    return out
+
+
+def targets(r: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
+    rows = ["| target | goal | measured | met |", "|---|---|---|---|"]
+
+    def row(name: str, goal: str, value: float | None, ok: bool | None, fmt: str) -> None:
+        shown = "not measured" if value is None else fmt.format(value)
+        met = DASH if ok is None or value is None else ("yes" if ok else "**no**")
+        rows.append(f"| {name} | {goal} | {shown} | {met} |")
+
+    s = router_summary(r or {})
+    v = s.get("added_p50_ms")
+    row("router p50 added latency", "≤ 0.5 ms", v, v is not None and v <= 0.5, "{:.2f} ms")
+    v = s.get("vs_litellm")
+    row(
+        "router throughput vs LiteLLM", f"≥ 5{TIMES}", v, v is not None and v >= 5, "{:.1f}" + TIMES
+    )
+    v = s.get("vs_bare")
+    row("router throughput vs bare floor", "≥ 50 %", v, v is not None and v >= 0.5, "{:.0%}")
+    sizes = {x["n"]: x for x in (o or {}).get("sizes", [])}
+    big = sizes.get(1000) or (sizes[max(sizes)] if sizes else None)
+    label = f"{big['n']}" if big else "1,000"
+    v = big["all_ready_s"] if big else None
+    row(f"operator: {label} LLMConfigs Ready", "≤ 120 s", v, v is not None and v <= 120, "{:.1f} s")
+    v = _get(big, "change_to_new_rs_s", "p99") if big else None
+    row(f"change→rollout p99 at {label}", "≤ 2 s", v, v is not None and v <= 2, "{:.2f} s")
+    v = max((x["rss_peak_mb"] for x in sizes.values()), default=None)
+    row("operator RSS", "≤ 200 MB", v, v is not None and v <= 200, "{:.0f} MB")
+    v = max((x["idle"]["writes"] for x in sizes.values()), default=None)
+    row("writes on idle resync", "0", v, v == 0, "{:.0f}")
+    return rows
+
+
+def autoroute_line(text: str | None) -> str | None:
+    if not text:
+        return None
+    m = re.search(r"worst added: (-?\d+\.\d+) µs", text)
+    return f"{m.group(1)} µs (target ≤ 200 µs)" if m else None
+
+
+def plot_router(r: dict[str, Any], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scen = r.get("scenarios", [])
+    labels = [f"{s['latency_ms']} ms\n{'SSE' if s['stream'] else 'JSON'}" for s in scen]
+    names = [n for n in TARGET_ORDER if any(n in s["targets"] for s in scen)]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    width = 0.8 / max(1, len(names))
+    metrics = (
+        ("requests/s (concurrency C, log)", lambda t: _get(t, "load", "rps"), True),
+        ("added p50 latency ms (c=1)", None, False),
+        ("CPU µs per request (log)", lambda t: t.get("cpu_us_per_req"), True),
+    )
+    for ax, (title, fn, log) in zip(axes, metrics, strict=True):
+        for i, name in enumerate(names):
+            vals = []
+            for s in scen:
+                t = s["targets"].get(name, {})
+                if fn is None:
+                    d = _get(s["targets"].get("direct", {}), "c1", "p50_us")
+                    v = _get(t, "c1", "p50_us")
+                    vals.append((v - d) / 1e3 if v is not None and d is not None else 0)
+                else:
+                    vals.append(fn(t) or 0)
+            xs = [j + i * width for j in range(len(scen))]
+            ax.bar(xs, vals, width, label=name)
+        ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(scen))], labels)
+        ax.set_title(title)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"router data plane ({r.get('loadgen', '')}; {r.get('mode', '')} mode)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def plot_operator(o: dict[str, Any], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = o.get("sizes", [])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    for s in sizes:
+        raw = s.get("create_to_ready_raw") or []
+        if raw:
+            ys = [(i + 1) / len(raw) for i in range(len(raw))]
+            axes[0].step(raw, ys, where="post", label=f"N={s['n']}")
+    axes[0].set_xlabel("seconds from create to Ready (router pod running)")
+    axes[0].set_ylabel("fraction of LLMConfigs")
+    axes[0].set_title("create → Ready (CDF)")
+    axes[0].grid(alpha=0.3)
+    axes[0].legend()
+    names = ("create_to_synced_s", "change_to_new_rs_s", "change_to_ready_s")
+    width = 0.8 / max(1, len(sizes))
+    for i, s in enumerate(sizes):
+        xs = [j + i * width for j in range(len(names))]
+        axes[1].bar(xs, [_get(s, k, "p99") or 0 for k in names], width, label=f"N={s['n']} p99")
+        axes[1].scatter(xs, [_get(s, k, "p50") or 0 for k in names], color="black", zorder=3, s=12)
+    axes[1].set_xticks(
+        [j + width * (len(sizes) - 1) / 2 for j in range(len(names))],
+        ["create→reconciled", "change→new RS", "change→Ready"],
+    )
+    axes[1].axhline(2.0, color="red", lw=0.8, ls="--", label="2 s target")
+    axes[1].set_ylabel("seconds (bar p99, dot p50)")
+    axes[1].set_title("latencies")
+    axes[1].grid(axis="y", alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"operator on the real control plane with kwok nodes ({o.get('mode', '')} mode)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def render(
+    r: dict[str, Any] | None, o: dict[str, Any] | None, auto: str | None, pngs: dict[str, str]
+) -> str:
+    lines = ["# Benchmarks", ""]
+    lines.append(
+        "Generated by `hack/bench.sh` (harness in `tests/bench/`). Everything runs on one "
+        "2-core machine on 127.0.0.1: load generator, proxies, stub upstream, control plane. "
+        "Absolute numbers depend on that machine and on whatever else it was running "
+        "(load averages below); ratios and CPU per request are the steadier figures."
+    )
+    lines.append("")
+    lines += ["## Targets", "", *targets(r, o), ""]
+    if r:
+        m0, m1 = r.get("machine_before", {}), r.get("machine_after", {})
+        lines += ["## Router data plane", ""]
+        lines.append(
+            f"Run {m0.get('time', '?')}, {r.get('mode')} mode, load generator "
+            f"{r.get('loadgen')}, load average {m0.get('load1')} → {m1.get('load1')} "
+            f"on {m0.get('cores')} cores. LiteLLM: "
+            f"{r.get('litellm_version') or r.get('litellm_skipped', 'not run')}."
+        )
+        lines.append("")
+        lines.append(
+            "Upstream: the stub provider at a fixed latency, answering JSON or a 200-chunk SSE "
+            "stream. *c=1* latency is one connection in a loop (the proxy's own cost, no "
+            "queueing); *req/s* uses C connections "
+            f"({', '.join(f'{k} ms: {v}' for k, v in r.get('plan', {}).get('conc', {}).items())}"
+            "); *TTFT* is time to the first SSE data on sequential requests; *CPU µs/req* is "
+            "the proxy process's CPU time over the throughput phase divided by requests "
+            "(for *direct*, the stub's own)."
+        )
+        lines.append("")
+        lines += router_rows(r)
+        lines.append("")
+        if "router" in pngs:
+            lines += [f"![router]({pngs['router']})", ""]
+    if auto:
+        lines += [
+            "## Auto-router",
+            "",
+            f"Rule path added latency (worst case, `tests/bench/autoroute_bench.py`): {auto}.",
+            "",
+        ]
+    if o:
+        m0 = o.get("machine_before", {})
+        lines += ["## Operator control plane", ""]
+        lines.append(
+            f"Run {m0.get('time', '?')}, {o.get('mode')} mode, load average {m0.get('load1')}. "
+            "Fresh local control plane per size (etcd, kube-apiserver, controller-manager, "
+            "scheduler, 2 kwok nodes), the operator as in production (own user + RBAC, "
+            "leader election on, credentials probe off). N tenants = a key Secret + a BYO "
+            "LLMConfig each, 100 per namespace, created by 8 client threads. *reconciled* = "
+            "SecretSynced True at the object's generation (children applied); *Ready* also "
+            "needs the router pod running. Changes: the provider model of up to 50 objects, "
+            "5 per second. Idle writes: the operator user's create/update/patch/delete in "
+            "the API server's audit log over at least one full resync pass (dry-run applies "
+            "are reads; Lease renewals of leader election are listed apart)."
+        )
+        lines.append("")
+        if o.get("unavailable"):
+            lines += [f"Control plane unavailable: {o['unavailable']}", ""]
+        lines += operator_rows(o)
+        lines.append("")
+        for s in o.get("sizes", []):
+            by = s.get("create_writes", {}).get("by_resource", {})
+            if by:
+                parts = ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+                lines.append(f"- N={s['n']}: writes while creating: {parts}.")
+        lines.append("")
+        if "operator" in pngs:
+            lines += [f"![operator]({pngs['operator']})", ""]
+    if not pngs:
+        lines += ["(plots not drawn: matplotlib is not installed in this Python)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--router", type=Path)
+    p.add_argument("--operator", type=Path)
+    p.add_argument("--autoroute", type=Path)
+    p.add_argument("--md", type=Path, required=True)
+    p.add_argument("--png-dir", type=Path)
+    p.add_argument("--extra", type=Path, help="Markdown appended verbatim (analysis notes)")
+    a = p.parse_args(argv)
+
+    def load(path: Path | None) -> dict[str, Any] | None:
+        return json.loads(path.read_text()) if path and path.exists() else None
+
+    r, o = load(a.router), load(a.operator)
+    auto = autoroute_line(a.autoroute.read_text() if a.autoroute and a.autoroute.exists() else None)
+    pngs: dict[str, str] = {}
+    png_dir = a.png_dir or a.md.parent
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("matplotlib not installed: no plots", file=sys.stderr)
+    else:
+        png_dir.mkdir(parents=True, exist_ok=True)
+        if r:
+            plot_router(r, png_dir / "bench-router.png")
+            pngs["router"] = "bench-router.png"
+        if o and o.get("sizes"):
+            plot_operator(o, png_dir / "bench-operator.png")
+            pngs["operator"] = "bench-operator.png"
+    text = render(r, o, auto, pngs)
+    if a.extra and a.extra.exists():
+        text += "\n" + a.extra.read_text()
+    a.md.parent.mkdir(parents=True, exist_ok=True)
+    a.md.write_text(text)
+    print(f"wrote {a.md}" + (f" and {', '.join(pngs.values())}" if pngs else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
