@@ -228,10 +228,9 @@ def parse_host_literal(host: str) -> IPAddress | None:
     if ":" in h:
         addr, _, zone = h.partition("%")
         try:
-            v6 = ipaddress.IPv6Address(addr)
+            return ipaddress.IPv6Address(f"{addr}%{zone}" if zone else addr)
         except ValueError:
             return None
-        return ipaddress.IPv6Address(f"{addr}%{zone}") if zone else v6
     return _parse_inet_aton(h)
 
 
@@ -323,6 +322,16 @@ METADATA_HOSTNAMES: Final = frozenset(
         "metadata.platformequinix.com",
     }
 )
+LOOPBACK_HOSTNAMES: Final = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "localhost6",
+        "localhost6.localdomain6",
+        "ip6-localhost",
+        "ip6-loopback",
+    }
+)
 CLUSTER_HOSTNAMES: Final = frozenset(
     {
         "kubernetes",
@@ -336,9 +345,11 @@ _FORBIDDEN_URL_CHARS: Final = re.compile(r"[\x00-\x20\x7f\\]")
 
 def _host_reason(host: str, allow: Allowlist) -> str | None:
     """Static verdict on a host (no DNS): None if it may proceed to resolution."""
-    h = _normalise_host(host)
+    h = _normalise_host(urllib.parse.unquote(host))
     if not h:
         return "empty host"
+    if "%" in host and parse_host_literal(host) is None:
+        return "percent-encoded hostname"
     if h in METADATA_HOSTNAMES:
         return "metadata"
     literal = parse_host_literal(h)
@@ -348,7 +359,7 @@ def _host_reason(host: str, allow: Allowlist) -> str | None:
         return None
     if _looks_numeric(h):
         return "malformed numeric address"
-    if h == "localhost" or h.endswith(".localhost"):
+    if h in LOOPBACK_HOSTNAMES or h.endswith(".localhost"):
         return "loopback"
     if h in CLUSTER_HOSTNAMES:
         return "cluster-internal"
@@ -369,15 +380,22 @@ def check_url(url: str | httpx.URL, allow: Allowlist) -> None:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(raw)
     except httpx.InvalidURL:
         # Say what the host would have been to a laxer parser (e.g. an octal 0177.0.0.1).
-        lax_host = urllib.parse.urlsplit(raw).hostname or ""
+        try:
+            lax_host = urllib.parse.urlsplit(raw).hostname or ""
+        except ValueError:
+            lax_host = ""
         lax = _host_reason(lax_host, allow) if lax_host else None
         raise GuardError(
             lax_host or "?", "not a valid URL" + (f"; host is {lax}" if lax else "")
         ) from None
-    host = parsed.host
+    host = parsed.raw_host.decode("ascii", "replace")  # what is resolved (IDNA A-labels)
     if parsed.scheme not in ("https", "http"):
         raise GuardError(host or "?", f"scheme {parsed.scheme!r} not allowed (https only)")
-    if parsed.userinfo or "@" in urllib.parse.urlsplit(raw).netloc:
+    try:
+        netloc = urllib.parse.urlsplit(raw).netloc
+    except ValueError:
+        raise GuardError(host or "?", "not a valid URL") from None
+    if parsed.userinfo or "@" in netloc:
         raise GuardError(host or "?", "userinfo in URL not allowed")
     if not host:
         raise GuardError("?", "URL has no host")

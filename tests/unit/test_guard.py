@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 
 import pytest
@@ -349,3 +350,29 @@ async def test_check_upstream_static_then_dns() -> None:
         await check_upstream("https://inside.example/v1", NONE, resolver)
     with pytest.raises(GuardError, match="metadata"):
         await check_upstream("https://169.254.169.254/v1", NONE, resolver)
+
+
+URL_CHARS = st.sampled_from(
+    [*list("abcxn-.:@[]%/\\?#0123456789fF "), "\t", "\x00", "\u3002", "\uff0e", "\u2460", "::"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    scheme=st.sampled_from(["https://", "http://", "HTTPS://", "ftp://", "", "//"]),
+    rest=st.lists(URL_CHARS, max_size=30).map("".join) | st.text(max_size=40),
+)
+def test_check_url_only_ever_raises_guard_error(scheme: str, rest: str) -> None:
+    """Found by review: urlsplit's ValueError and IDNA decoding errors escaped check_url.
+    Whatever the input, the verdict is a GuardError or admission, never a crash."""
+    with contextlib.suppress(GuardError):
+        check_url(scheme + rest, NONE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(host=st.lists(URL_CHARS, max_size=30).map("".join) | st.text(max_size=40))
+def test_parse_and_allowlist_never_crash(host: str) -> None:
+    parse_host_literal(host)
+    NONE.admits(host)
+    with contextlib.suppress(ValueError):
+        Allowlist.parse(host)

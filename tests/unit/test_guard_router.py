@@ -64,14 +64,34 @@ def test_managed_transport_admits_only_the_shared_litellm_host() -> None:
     assert not t.allowlist.admits("169.254.169.254")
 
 
-async def test_router_client_never_follows_redirects() -> None:
-    app = RouterApp(load_config(BYO))
+async def test_router_never_follows_redirects() -> None:
+    """A provider redirect (here to the metadata service) is handed back verbatim; the
+    router makes exactly one upstream request."""
+    calls: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(  # a streamed body, as the real transport gives
+            302,
+            headers={"location": "http://169.254.169.254/latest/meta-data/"},
+            stream=httpx.ByteStream(b"{}"),
+        )
+
+    app = RouterApp(load_config(BYO), transport=httpx.MockTransport(upstream))
     await app.startup()
     try:
-        assert app.client.follow_redirects is False
-        assert app.client.trust_env is False
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://router"
+        ) as client:
+            r = await client.post(
+                "/v1/chat/completions",
+                json={"model": "m", "messages": []},
+                headers={"authorization": f"Bearer {TOKEN}"},
+            )
     finally:
         await app.shutdown()
+    assert r.status_code == 302
+    assert calls == ["https://api.tenant-provider.example/v1/chat/completions"]
 
 
 @pytest.mark.parametrize(
