@@ -17,7 +17,6 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -198,7 +197,8 @@ class RouterApp:
         self.log = RequestLog(cfg.tenant)
         self._token = cfg.router_token.get_secret_value().encode()
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._upstream: httpx.AsyncBaseTransport | None = None
+        self._timeout: dict[str, Any] = {}
         self._routes: dict[str, tuple[str, bytes, bool]] = {
             "/v1/chat/completions": ("chat_completions", b"POST", True),
             "/v1/embeddings": ("embeddings", b"POST", True),
@@ -211,21 +211,13 @@ class RouterApp:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        transport = self._transport or _make_transport(self.cfg)
-        timeout = httpx.Timeout(
+        self._upstream = self._transport or _make_transport(self.cfg)
+        self._timeout = httpx.Timeout(
             connect=self.cfg.connect_timeout_s,
             read=self.cfg.upstream_timeout_s,
             write=self.cfg.upstream_timeout_s,
             pool=self.cfg.connect_timeout_s,
-        )
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            timeout=timeout,
-            follow_redirects=False,
-            trust_env=False,  # no proxy or netrc from the environment: one upstream, direct
-            # Cookies set by a provider must not carry over to later requests.
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        )
+        ).as_dict()
         self.log.event(
             "started",
             mode=self.cfg.mode.value,
@@ -234,15 +226,25 @@ class RouterApp:
         )
 
     async def shutdown(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._upstream is not None:
+            await self._upstream.aclose()
+            self._upstream = None
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
+    async def _send(
+        self, request: httpx.Request, timeouts: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        """Send straight through the (guarded, pooled) transport, response unread.
+
+        ``httpx.AsyncClient`` would add nothing the router wants — no auth flow, no
+        redirects (never followed), no cookie jar (state must not carry between requests),
+        no proxy from the environment — but costs time on every request.
+        """
+        if self._upstream is None:
             raise RuntimeError("router not started")
-        return self._client
+        request.extensions["timeout"] = timeouts or self._timeout
+        response = await self._upstream.handle_async_request(request)
+        response.request = request
+        return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -351,7 +353,7 @@ class RouterApp:
             await self._respond(
                 send, ctx, 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode()
             )
-        elif route == "readyz" and self._client is None:
+        elif route == "readyz" and self._upstream is None:
             await self._respond(send, ctx, 503, b'{"status":"starting"}')
         else:
             await self._respond(send, ctx, 200, b'{"status":"ok"}')
@@ -488,16 +490,13 @@ class RouterApp:
         shared LiteLLM in Managed): the classifier never touches other infrastructure."""
         body = autoroute.classifier_request_body(messages, model)
         call = self.provider.chat(body, _dumps(body), {})
-        request = httpx.Request(
-            call.method,
-            call.url,
-            headers=call.headers,
-            content=call.content,
-            extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
-        )
-        response = await self.client.send(request)
+        request = httpx.Request(call.method, call.url, headers=call.headers, content=call.content)
+        response = await self._send(request, httpx.Timeout(timeout_s).as_dict())
+        try:
+            data = await response.aread()
+        finally:
+            await response.aclose()
         response.raise_for_status()
-        data = response.content
         if call.translator is not None:
             data = call.translator.body(data)
         answer = orjson.loads(data)
@@ -552,7 +551,7 @@ class RouterApp:
         )
         sent_at = time.perf_counter()
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self._send(request)
         except (httpx.HTTPError, guard.GuardError) as exc:
             mapped = map_upstream_error(exc)
             self.metrics.upstream_errors.labels(route, mapped.code).inc()
