@@ -1,0 +1,558 @@
+"""``byollm dev``: the whole product on one machine, without Docker.
+
+A real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes) runs
+the CRD, the operator runs as a subprocess with its own least-privilege identity, and a
+small local pod runner plays kubelet for router Deployments: for the current pod template
+of every router Deployment it starts ``byollm-router`` on 127.0.0.1 with exactly the env the
+operator wrote (envFrom Secret + secretKeyRef resolved from the API) and restarts it when
+the template (its config-hash annotation) changes. kwok marks the real Pods Running, so
+rollouts and conditions behave as in a cluster.
+
+Cluster DNS is the one thing a laptop lacks: the example LLMConfig names its upstream as
+an in-cluster Service (``http://stub.<ns>.svc:PORT/v1`` -- the CRD refuses loopback URLs, as
+it should), so the runner starts routers through :mod:`byollm_operator.devpod`, which
+resolves ``*.svc`` names to 127.0.0.1 the way CoreDNS would resolve them to a ClusterIP.
+The router's SSRF guard still checks the address against the operator's allowlist.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from byollm_operator import api, controlplane, rbac
+from byollm_operator.client import LLMConfigClient, LLMConfigError
+
+OPERATOR_NAMESPACE: Final = "byollm-system"
+EXAMPLE_NAME: Final = "demo"
+STUB_MODEL: Final = "stub-model"
+DEV_KEY: Final = "sk-dev-0123456789abcdef"
+ROUTER_SELECTOR: Final = (
+    "app.kubernetes.io/managed-by=byollm-operator,app.kubernetes.io/component=router"
+)
+STUB_SCRIPT: Final = controlplane.REPO_ROOT / "tests" / "stubs" / "provider.py"
+
+
+def _session() -> None:  # pragma: no cover - runs in the child before exec
+    """Own session (a terminal's Ctrl-C reaches only ``byollm dev``, which stops children in
+    order) and SIGKILL if ``byollm dev`` itself dies."""
+    controlplane._die_with_parent()
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(f"byollm dev: {msg}\n")
+    sys.stderr.flush()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(
+    url: str,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    abort: threading.Event | None = None,
+) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (proc is not None and proc.poll() is not None) or (abort and abort.is_set()):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback only
+                return True
+        except Exception:
+            time.sleep(0.1)
+    return False
+
+
+# --- a tiny JSON client over the admin ApiClient ----------------------------------------
+
+_PATHS: Final = {
+    ("v1", "Namespace"): "/api/v1/namespaces",
+    ("v1", "ServiceAccount"): "/api/v1/namespaces/{ns}/serviceaccounts",
+    ("v1", "Secret"): "/api/v1/namespaces/{ns}/secrets",
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+    ): "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): (
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+    ): "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): (
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
+    ),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    ),
+}
+
+
+def apply(sdk: LLMConfigClient, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply of one of the kinds above (field manager ``byollm-dev``)."""
+    meta = manifest["metadata"]
+    base = _PATHS[(manifest["apiVersion"], manifest["kind"])].format(ns=meta.get("namespace"))
+    return sdk._apply(f"{base}/{meta['name']}", manifest)
+
+
+# --- the local pod runner ---------------------------------------------------------------
+
+
+@dataclass
+class LocalPod:
+    """One router Deployment served by a local process."""
+
+    namespace: str
+    deployment: str
+    port: int
+    template_key: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    ready: bool = False
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+class PodRunner:
+    """Runs the current pod template of every router Deployment as a local process."""
+
+    def __init__(self, sdk: LLMConfigClient, log_dir: Path, state_file: Path | None) -> None:
+        self.sdk = sdk
+        self.log_dir = log_dir
+        self.state_file = state_file
+        self.pods: dict[tuple[str, str], LocalPod] = {}
+        self.stop_flag = threading.Event()
+        self.changed = threading.Condition()
+        self.error: str | None = None
+        self.lock = threading.Lock()
+
+    def _get(self, path: str) -> dict[str, Any]:
+        return self.sdk._request("GET", path)
+
+    def resolve_env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
+        """The container's environment as the kubelet would build it (envFrom, then env)."""
+        env: dict[str, str] = {}
+        secrets_cache: dict[str, dict[str, str]] = {}
+
+        def secret(name: str) -> dict[str, str]:
+            if name not in secrets_cache:
+                data = self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}").get("data") or {}
+                secrets_cache[name] = {k: base64.b64decode(v).decode() for k, v in data.items()}
+            return secrets_cache[name]
+
+        for src in container.get("envFrom") or []:
+            if "secretRef" in src:
+                env.update(secret(src["secretRef"]["name"]))
+            elif "configMapRef" in src:
+                cm = self._get(
+                    f"/api/v1/namespaces/{namespace}/configmaps/{src['configMapRef']['name']}"
+                )
+                env.update(cm.get("data") or {})
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            elif ref := (item.get("valueFrom") or {}).get("secretKeyRef"):
+                env[item["name"]] = secret(ref["name"])[ref["key"]]
+        return env
+
+    def sync_once(self) -> None:
+        items = self.sdk._request(
+            "GET", "/apis/apps/v1/deployments", query=[("labelSelector", ROUTER_SELECTOR)]
+        ).get("items", [])
+        seen = set()
+        for dep in items:
+            meta = dep["metadata"]
+            key = (meta["namespace"], meta["name"])
+            seen.add(key)
+            template = dep["spec"]["template"]
+            container = next(
+                (c for c in template["spec"]["containers"] if c["name"] == "router"),
+                template["spec"]["containers"][0],
+            )
+            try:
+                env = self.resolve_env(meta["namespace"], container)
+            except (LLMConfigError, KeyError):
+                continue  # a Secret not written yet: the kubelet would wait too
+            template_key = json.dumps([template, sorted(env.items())], sort_keys=True)
+            pod = self.pods.get(key)
+            if pod is None:
+                pod = self.pods[key] = LocalPod(meta["namespace"], meta["name"], free_port())
+            if pod.template_key != template_key or (pod.proc and pod.proc.poll() is not None):
+                self._start(pod, env, template_key)
+        for key in list(self.pods):
+            if key not in seen:
+                self._stop(self.pods.pop(key))
+                _log(f"router {key[0]}/{key[1]} deleted; local process stopped")
+                self._write_state()
+
+    def _start(self, pod: LocalPod, env: dict[str, str], template_key: str) -> None:
+        restarting = pod.proc is not None
+        self._stop(pod)
+        log = open(self.log_dir / f"router-{pod.namespace}-{pod.deployment}.log", "ab")  # noqa: SIM115
+        cmd = [
+            sys.executable,
+            "-m",
+            "byollm_operator.devpod",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(pod.port),
+        ]
+        # Exactly the env the operator wrote, nothing inherited (no KUBECONFIG, no LiteLLM).
+        pod.proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_session
+        )
+        log.close()
+        pod.env, pod.template_key = env, template_key
+        if restarting:
+            pod.restarts += 1
+        ok = pod.ready = _wait_http(
+            f"http://127.0.0.1:{pod.port}/readyz", 20, pod.proc, self.stop_flag
+        )
+        what = "restarted (new pod template)" if restarting else "started"
+        mode = env.get("LLM_MODE", "?")
+        detail = (
+            f"{env.get('LLM_PROVIDER', '-')}/{env.get('LLM_MODEL', '-')}"
+            if mode == "BYO"
+            else "shared LiteLLM"
+        )
+        _log(
+            f"router {pod.namespace}/{pod.deployment} {what}: pid {pod.proc.pid}, {pod.endpoint} "
+            f"(mode {mode}, {detail}){'' if ok else ' -- NOT ready, see its log'}"
+        )
+        self._write_state()
+
+    @staticmethod
+    def _stop(pod: LocalPod) -> None:
+        if pod.proc is not None and pod.proc.poll() is None:
+            pod.proc.terminate()
+            try:
+                pod.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pod.proc.kill()
+                pod.proc.wait()
+
+    def _write_state(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+        if self.state_file is None:
+            return
+        routers = {
+            f"{p.namespace}/{p.deployment}": {
+                "endpoint": p.endpoint,
+                "pid": p.proc.pid if p.proc else None,
+                "restarts": p.restarts,
+                "configHash": p.env and _config_hash(p.template_key),
+            }
+            for p in self.pods.values()
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(routers, indent=2))
+        tmp.replace(self.state_file)
+
+    def run(self, period: float = 0.5) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                with self.lock:
+                    if self.stop_flag.is_set():
+                        break
+                    self.sync_once()
+            except Exception as e:  # keep serving; the API server may be restarting
+                self.error = f"{type(e).__name__}: {e}"
+            self.stop_flag.wait(period)
+
+    def shutdown(self) -> list[subprocess.Popen[bytes]]:
+        """Stop syncing; return the router processes for the caller to stop (in parallel)."""
+        self.stop_flag.set()
+        with self.lock:
+            return [p.proc for p in self.pods.values() if p.proc is not None]
+
+
+def _config_hash(template_key: str) -> str | None:
+    template = json.loads(template_key)[0]
+    value = (template.get("metadata", {}).get("annotations") or {}).get("byollm.io/config-hash")
+    return str(value) if value else None
+
+
+# --- the stack --------------------------------------------------------------------------
+
+
+class DevStack:
+    """Everything ``byollm dev`` starts, stopped in reverse order."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="byollm-dev-"))
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.cp: controlplane.ControlPlane | None = None
+        self.runner: PodRunner | None = None
+        self.api: Any = None
+
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        assert self.cp is not None
+        log = open(self.cp.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_session
+        )
+        log.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM every process at once, SIGKILL what is left after ``grace`` seconds."""
+        procs = self.runner.shutdown() if self.runner is not None else []
+        procs += [proc for _, proc in reversed(self.procs)]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.api is not None:
+            self.api.close()
+        if self.cp is not None:
+            self.cp.stop()
+
+
+def _install(sdk: LLMConfigClient) -> None:
+    apply(sdk, api.crd_manifest())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        crd = sdk._request(
+            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}"
+        )
+        conds = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
+        if conds.get("Established") == "True":
+            with contextlib.suppress(LLMConfigError):  # discovery can lag Established
+                sdk._request("GET", f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}")
+                break
+        time.sleep(0.2)
+    apply(sdk, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}})
+    subject = {
+        "kind": "User",
+        "name": controlplane.OPERATOR_USER,
+        "apiGroup": "rbac.authorization.k8s.io",
+    }
+    for manifest in rbac.manifests(namespace=OPERATOR_NAMESPACE, subject=subject):
+        apply(sdk, manifest)
+
+
+def run(
+    upstream_url: str | None = None,
+    state_dir: Path | None = None,
+    example: bool = True,
+    namespace: str = "byollm-dev",
+    ready_file: Path | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+) -> int:
+    """Start the stack, print how to use it, serve until SIGINT/SIGTERM; 0 on a clean stop."""
+    stack = DevStack(state_dir)
+    stopping = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(stack, stopping, upstream_url, example, namespace, ready_file, model, api_key)
+    except controlplane.ControlPlaneUnavailable as e:
+        _log(f"cannot start the control plane: {e}")
+        return 1
+    except (LLMConfigError, RuntimeError, OSError) as e:
+        _log(f"failed: {e}")
+        return 1
+    finally:
+        _log("stopping ...")
+        stack.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+        _log("stopped")
+
+
+def _run(
+    stack: DevStack,
+    stopping: threading.Event,
+    upstream_url: str | None,
+    example: bool,
+    namespace: str,
+    ready_file: Path | None,
+    model: str | None,
+    api_key: str | None,
+) -> int:
+    from kubernetes import config
+
+    _log("starting the local control plane (the first run builds it from Go modules) ...")
+    stack.cp = cp = controlplane.start(
+        state_dir=stack.state_dir / "controlplane", progress=sys.stderr
+    )
+    _log(f"control plane up in {cp.startup_seconds:.1f}s at {cp.server}; logs in {cp.log_dir}")
+    stack.api = config.new_client_from_config(config_file=str(cp.kubeconfig))  # type: ignore[no-untyped-call]
+    sdk = LLMConfigClient(stack.api, namespace, field_manager="byollm-dev")
+    _install(sdk)
+    _log(f"CRD {api.CRD_NAME} installed; RBAC for user {controlplane.OPERATOR_USER} applied")
+
+    stub_host = f"stub.{namespace}.svc"
+    allowlist = ""
+    if upstream_url is None:
+        if not STUB_SCRIPT.exists():
+            raise RuntimeError("no stub upstream outside a clone; pass --upstream-url")
+        port = free_port()
+        stub = stack.spawn(
+            "stub-upstream",
+            [sys.executable, str(STUB_SCRIPT), "--port", str(port)],
+            dict(os.environ),
+        )
+        if not _wait_http(f"http://127.0.0.1:{port}/_stub/health", 15, stub):
+            raise RuntimeError(f"stub upstream did not start; see {cp.log_dir}/stub-upstream.log")
+        upstream_url = f"http://{stub_host}:{port}/v1"
+        allowlist = f"{stub_host},127.0.0.1"
+        _log(f"stub upstream (OpenAI-compatible) on 127.0.0.1:{port}, named {upstream_url}")
+
+    op_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BYOLLM_")},
+        "KUBECONFIG": str(cp.operator_kubeconfig),
+        "BYOLLM_NAMESPACE": OPERATOR_NAMESPACE,
+        "BYOLLM_LEADER_ELECTION": "false",
+        "BYOLLM_ROUTER_IMAGE": "byollm/router:dev",
+        "BYOLLM_UPSTREAM_ALLOWLIST": allowlist,
+        "BYOLLM_PROBE_RESOLVE": json.dumps({stub_host: "127.0.0.1"}) if allowlist else "{}",
+        "BYOLLM_RESYNC_PERIOD": "60",
+    }
+    operator = stack.spawn("operator", [sys.executable, "-m", "byollm_operator.main"], op_env)
+    _log(
+        f"operator running as user {controlplane.OPERATOR_USER} (pid {operator.pid}); "
+        f"log {cp.log_dir}/operator.log"
+    )
+
+    runner_sdk = LLMConfigClient(stack.api, namespace)
+    stack.runner = runner = PodRunner(runner_sdk, cp.log_dir, stack.state_dir / "routers.json")
+    threading.Thread(target=runner.run, daemon=True, name="pod-runner").start()
+    _log("local pod runner watching router Deployments")
+
+    info: dict[str, Any] = {
+        "kubeconfig": str(cp.kubeconfig),
+        "namespace": namespace,
+        "routersFile": str(stack.state_dir / "routers.json"),
+        "logDir": str(cp.log_dir),
+        "upstream": upstream_url,
+    }
+    if example:
+        info.update(_apply_example(stack, sdk, namespace, upstream_url, model, api_key, stopping))
+    _print_usage(cp, info, example)
+    if ready_file is not None:
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(ready_file)
+    while not stopping.wait(1.0):
+        if operator.poll() is not None:
+            _log(f"operator exited with {operator.returncode}; see {cp.log_dir}/operator.log")
+            return 1
+    return 0
+
+
+def _apply_example(
+    stack: DevStack,
+    sdk: LLMConfigClient,
+    namespace: str,
+    upstream_url: str,
+    model: str | None,
+    api_key: str | None,
+    stopping: threading.Event,
+) -> dict[str, Any]:
+    assert stack.runner is not None
+    apply(sdk, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    sdk.set(
+        EXAMPLE_NAME,
+        provider="custom",
+        base_url=upstream_url,
+        default_model=model or STUB_MODEL,
+        api_key=api_key or os.environ.get("BYOLLM_DEV_API_KEY") or DEV_KEY,
+    )
+    _log(f"applied LLMConfig {namespace}/{EXAMPLE_NAME} (BYO, custom -> {upstream_url})")
+    deadline = time.monotonic() + 90
+    view = None
+    while time.monotonic() < deadline and not stopping.is_set():
+        view = sdk.get(EXAMPLE_NAME)
+        pod = stack.runner.pods.get((namespace, f"{EXAMPLE_NAME}-router"))
+        if view.ready and pod is not None and pod.ready:
+            break
+        time.sleep(0.3)
+    else:
+        cond = view.condition("Ready") if view else None
+        raise RuntimeError(f"example LLMConfig not Ready in time: {cond}")
+    token_secret = sdk._request(
+        "GET", f"/api/v1/namespaces/{namespace}/secrets/{EXAMPLE_NAME}-router-token"
+    )
+    token = base64.b64decode(token_secret["data"]["token"]).decode()
+    return {
+        "name": EXAMPLE_NAME,
+        "endpoint": pod.endpoint,
+        "clusterEndpoint": view.endpoint,
+        "token": token,
+        "model": view.model,
+    }
+
+
+def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: bool) -> None:
+    out = sys.stdout
+    bar = "-" * 78
+    lines = [
+        bar,
+        "byollm is running locally. Ctrl-C stops everything.",
+        "",
+        f"  export KUBECONFIG={info['kubeconfig']}",
+        "  kubectl get llmc -A            # or: byollm status -A",
+    ]
+    if example:
+        lines += [
+            "",
+            f"Tenant router for {info['namespace']}/{info['name']} (a local process; in a cluster:",
+            f"{info['clusterEndpoint']}):",
+            "",
+            f"  export OPENAI_BASE_URL={info['endpoint']}",
+            f"  export OPENAI_API_KEY={info['token']}",
+            "",
+            "  curl -s $OPENAI_BASE_URL/chat/completions \\",
+            '    -H "Authorization: Bearer $OPENAI_API_KEY" \\',
+            "    -H 'Content-Type: application/json' \\",
+            '    -d \'{"messages": [{"role": "user", "content": "Hello"}]}\'',
+            "",
+            "  python -c 'import openai; print(openai.OpenAI().chat.completions.create(",
+            f'    model="{info["model"]}", messages=[{{"role": "user", "content": "Hello"}}]'
+            ").choices[0].message.content)'",
+            "",
+            "Switch model or provider and watch the local router restart with the new config:",
+            f"  kubectl -n {info['namespace']} patch llmc {info['name']} --type merge "
+            '-p \'{"spec": {"provider": {"defaultModel": "stub-model-2"}}}\'',
+            f"  kubectl -n {info['namespace']} patch llmc {info['name']} --type merge "
+            '-p \'{"spec": {"active": false}}\'   # serve Managed',
+        ]
+    lines += ["", f"Logs: {info['logDir']}", bar]
+    out.write("\n".join(lines) + "\n")
+    out.flush()

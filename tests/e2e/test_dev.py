@@ -1,0 +1,134 @@
+"""``byollm dev`` end to end: the README's main command, started as a user would.
+
+It must bring up the control plane, operator and stub upstream, run the example tenant's
+router as a local process with exactly the env the operator wrote, serve a chat through
+the ``openai`` SDK, roll that process when the provider/model changes, and stop cleanly
+on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import psutil
+import pytest
+from kubernetes import client, config
+
+from byollm_operator.client import LLMConfigClient
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    ready = tmp_path / "ready.json"
+    log = (tmp_path / "dev.log").open("wb")
+    byollm = Path(sys.executable).with_name("byollm")
+    proc = subprocess.Popen(
+        [str(byollm), "dev", "--state-dir", str(tmp_path / "state"), "--ready-file", str(ready)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBECONFIG"))},
+    )
+    deadline = time.monotonic() + 300  # a cold control plane build is cached by hack/test.sh
+    while not ready.exists():
+        if proc.poll() is not None:
+            out = (tmp_path / "dev.log").read_text()
+            if "cannot start the control plane" in out:
+                pytest.skip(f"CONTROL PLANE UNAVAILABLE: {out[-500:]}")
+            pytest.fail(f"byollm dev exited {proc.returncode}:\n{out[-4000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("byollm dev not ready in time:\n" + (tmp_path / "dev.log").read_text())
+        time.sleep(0.5)
+    info = json.loads(ready.read_text())
+    info["proc"] = proc
+    info["log"] = tmp_path / "dev.log"
+    try:
+        yield info
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _routers(info: dict[str, Any]) -> dict[str, Any]:
+    routers: dict[str, Any] = json.loads(Path(info["routersFile"]).read_text())
+    return routers[f"{info['namespace']}/{info['name']}-router"]
+
+
+def _operator_env(api: Any, ns: str, name: str) -> dict[str, str]:
+    """What the kubelet would give the router container: envFrom + env, from the API."""
+    core = client.CoreV1Api(api)
+
+    def data(secret: str) -> dict[str, str]:
+        s = core.read_namespaced_secret(secret, ns)
+        return {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
+
+    env = data(f"{name}-llm")
+    env["BYOLLM_ROUTER_TOKEN"] = data(f"{name}-router-token")["token"]
+    env["BYOLLM_TENANT"] = ns
+    return env
+
+
+def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
+    ns, name = dev["namespace"], dev["name"]
+    api = config.new_client_from_config(config_file=dev["kubeconfig"])
+    stub = dev["upstream"].replace(f"stub.{ns}.svc", "127.0.0.1").removesuffix("/v1")
+    chat = openai.OpenAI(base_url=dev["endpoint"], api_key=dev["token"], max_retries=0)
+
+    # 1. A chat through the locally run router reaches the stub upstream.
+    reply = chat.chat.completions.create(
+        model="stub-model", messages=[{"role": "user", "content": "Hello"}]
+    )
+    assert reply.choices[0].message.content == "echo: Hello"
+    seen = httpx.get(f"{stub}/_stub/requests").json()["requests"]
+    assert any(r["path"] == "/v1/chat/completions" and r["model"] == "stub-model" for r in seen)
+
+    first = _routers(dev)
+    # The process runs with exactly the environment the operator wrote, nothing else.
+    assert psutil.Process(first["pid"]).environ() == _operator_env(api, ns, name)
+
+    # 2. Switch provider and model: the operator rolls the Deployment, the runner the process.
+    sdk = LLMConfigClient(api, ns)
+    sdk.set(name, provider="groq", base_url=dev["upstream"], default_model="stub-model-2")
+    deadline = time.monotonic() + 90
+    while (now := _routers(dev))["pid"] == first["pid"] or now["configHash"] == first["configHash"]:
+        assert time.monotonic() < deadline, f"router not restarted: {now}"
+        time.sleep(0.3)
+    assert now["restarts"] == 1
+    assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == "zombie"
+    env = psutil.Process(now["pid"]).environ()
+    assert env == _operator_env(api, ns, name)
+    assert (env["LLM_PROVIDER"], env["LLM_MODEL"]) == ("groq", "stub-model-2")
+    deadline = time.monotonic() + 20
+    while True:  # the new process may still be binding its port
+        try:
+            reply = chat.chat.completions.create(
+                model="", messages=[{"role": "user", "content": "again"}]
+            )
+            break
+        except openai.APIConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert reply.model == "stub-model-2"  # the default model of the new config
+
+    # 3. Ctrl-C stops everything and exits 0.
+    proc: subprocess.Popen[bytes] = dev["proc"]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0, dev["log"].read_text()[-3000:]
+    assert not psutil.pid_exists(now["pid"]) or psutil.Process(now["pid"]).status() == "zombie"
+    assert "stopped" in dev["log"].read_text()
+    api.close()
