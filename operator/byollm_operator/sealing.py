@@ -192,6 +192,8 @@ def _split(sealed: str) -> tuple[str, str, bytes]:
         blob = base64.b64decode(body, validate=True)
     except binascii.Error:
         raise SealError("sealed value is not valid base64") from None
+    if base64.b64encode(blob).decode("ascii") != body:  # unused bits set: one value, one form
+        raise SealError("sealed value is not canonical base64")
     if len(blob) < _PUB_LEN + _NONCE_LEN + _TAG_LEN + 1:
         raise SealError("sealed value is truncated")
     return version, kid, blob

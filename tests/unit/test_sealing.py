@@ -235,3 +235,52 @@ def test_rotation_cli(
     code, _, err = run(b"garbage", "ids")
     assert code == 1
     assert b"no private key" in err
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pos=st.integers(min_value=0, max_value=10_000),
+    op=st.sampled_from(["replace", "delete", "insert", "truncate", "swap-dot"]),
+    char=st.characters(codec="utf-8"),
+)
+def test_mutated_sealed_values_never_open_or_crash(
+    pair: tuple[bytes, bytes], pos: int, op: str, char: str
+) -> None:
+    """Hostile edits of a sealed value: either a SealError, or (edit was whitespace or a
+    no-op) the original plaintext. Never another plaintext, never another exception."""
+    priv, pub = pair
+    sealed = seal(KEY, pub, NS, NAME)
+    i = pos % len(sealed)
+    if op == "replace":
+        mutated = sealed[:i] + char + sealed[i + 1 :]
+    elif op == "delete":
+        mutated = sealed[:i] + sealed[i + 1 :]
+    elif op == "insert":
+        mutated = sealed[:i] + char + sealed[i:]
+    elif op == "truncate":
+        mutated = sealed[:i]
+    else:
+        mutated = sealed.replace(".", char, 1)
+    try:
+        opened = unseal(mutated, [priv], NS, NAME)
+    except SealError as err:
+        _no_leak(err, KEY, sealed)
+        return
+    assert opened == KEY
+    assert "".join(mutated.split()) == sealed  # only whitespace was added
+
+
+def test_non_canonical_base64_refused(pair: tuple[bytes, bytes]) -> None:
+    """Base64 ignores the unused low bits of the last character; flipping them must not
+    give a second spelling of the same sealed value."""
+    priv, pub = pair
+    sealed = seal(KEY, pub, NS, NAME)
+    body = sealed.rstrip("=")
+    pad = sealed[len(body) :]
+    assert pad, "the test needs a padded encoding"
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(body[-1])
+    twin = body[:-1] + alphabet[last ^ 1] + pad
+    assert base64.b64decode(twin.rsplit(".", 1)[1]) == base64.b64decode(sealed.rsplit(".", 1)[1])
+    with pytest.raises(SealError, match="canonical"):
+        unseal(twin, [priv], NS, NAME)
