@@ -618,16 +618,33 @@ class RouterApp:
         else:
             translator = None
         headers.extend(ctx.extra_headers)
+        chunks = response.aiter_raw() if translator is None else response.aiter_bytes()
+        # Hold the response start until the upstream's first bytes: status line and first
+        # chunk leave together, and a provider that fails before sending anything still
+        # gets a clean error status instead of a 200 with an error event.
+        try:
+            first = await anext(chunks, b"")
+        except httpx.HTTPError as exc:
+            mapped = map_upstream_error(exc)
+            if mapped.code == "upstream_unreachable":
+                mapped = errors.upstream_broken()
+            self.metrics.upstream_errors.labels(route, mapped.code).inc()
+            raise mapped from None
         ctx.status = response.status_code
         ctx.started = True
         await send({"type": "http.response.start", "status": ctx.status, "headers": headers})
         tail = b""
         try:
             if translator is None:
-                async for chunk in response.aiter_raw():
+                if first:
+                    await send({"type": "http.response.body", "body": first, "more_body": True})
+                async for chunk in chunks:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             else:
-                async for chunk in response.aiter_bytes():
+                out = translator.feed(first)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                async for chunk in chunks:
                     out = translator.feed(chunk)
                     if out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
