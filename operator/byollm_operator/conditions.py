@@ -46,7 +46,11 @@ VALID: Final = "Valid"
 INVALID_CREDENTIALS: Final = "InvalidCredentials"
 """CredentialsValid: the provider answered 401 or 403 (expired, revoked or wrong key)."""
 UNREACHABLE: Final = "Unreachable"
-"""CredentialsValid (Unknown): connect error, timeout, refused by the SSRF guard, or 5xx."""
+"""CredentialsValid (Unknown): connect error, timeout, or the host does not resolve."""
+UPSTREAM_BLOCKED: Final = "UpstreamBlocked"
+"""CredentialsValid (False): the SSRF guard refuses spec.provider.baseURL (e.g. a hostname
+that resolves to a loopback, private, link-local or metadata address); the router would
+refuse every call too, so Ready is False."""
 UNEXPECTED_RESPONSE: Final = "UnexpectedResponse"
 """CredentialsValid (Unknown): an answer that is neither success nor an auth error."""
 PROBE_DISABLED: Final = "ProbeDisabled"

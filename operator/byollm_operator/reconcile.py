@@ -423,10 +423,13 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
 
     async def run(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
         url, headers = probe_request(provider, api_key)
-        try:
-            guard.check_url(url, allow)
+        try:  # static check, then resolve and check every answer (hostnames inside)
+            async with asyncio.timeout(settings.credentials_probe_timeout):
+                await guard.check_upstream(url, allow, resolver)
         except guard.GuardError as e:
-            return "Unknown", c.UNREACHABLE, f"refused by the SSRF guard: {e}"
+            return "False", c.UPSTREAM_BLOCKED, f"spec.provider.baseURL: {e}"
+        except OSError as e:
+            return "Unknown", c.UNREACHABLE, f"cannot resolve the provider host: {type(e).__name__}"
         transport = guard.build_transport(allow, resolver=resolver)
         try:
             async with httpx.AsyncClient(
@@ -435,8 +438,8 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
                 follow_redirects=False,
             ) as http:
                 resp = await http.get(url, headers=headers)
-        except guard.GuardError as e:
-            return "Unknown", c.UNREACHABLE, f"refused by the SSRF guard: {e}"
+        except guard.GuardError as e:  # a rebinding answer between check and connect
+            return "False", c.UPSTREAM_BLOCKED, f"spec.provider.baseURL: {e}"
         except httpx.HTTPError as e:
             return "Unknown", c.UNREACHABLE, f"{type(e).__name__} calling the models endpoint"
         if resp.status_code in (401, 403):
