@@ -166,6 +166,20 @@ def test_reset_before_answer_is_502(routers: Callable[[str], RouterProcess]) -> 
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_reset_before_first_chunk_is_502(
+    kind: str, routers: Callable[[str], RouterProcess]
+) -> None:
+    """Stream headers arrived but no data: the client still gets a clean error status."""
+    router = routers(kind)
+    response = httpx.post(
+        f"{router.base_url}/chat/completions",
+        headers=router.headers,
+        json={"model": "stub-reset-after-headers", "messages": MESSAGES, "stream": True},
+    )
+    assert_openai_error(response, 502, "upstream_disconnected")
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_reset_midstream_ends_stream_with_error(
     kind: str, routers: Callable[[str], RouterProcess]
 ) -> None:

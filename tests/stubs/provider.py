@@ -25,9 +25,10 @@ Failure injection is chosen by the request's model (the deployment for Azure):
 ``stub-error-NNN`` (the provider's error body for status NNN; 429 carries Retry-After: 7),
 ``stub-404`` (model not found), ``stub-hang`` (never answers), ``stub-reset`` (connection
 reset before any answer), ``stub-reset-midstream`` and ``stub-hang-midstream`` (two chunks,
-then reset / silence), ``stub-slow`` (50 chunks 100 ms apart), ``stub-error-event``
-(Anthropic: an ``error`` event mid-stream), ``stub-classify-WORD`` (the completion is
-exactly WORD, to drive an auto-router classifier).
+then reset / silence), ``stub-reset-after-headers`` (SSE headers, then reset),
+``stub-slow`` (50 chunks 100 ms apart), ``stub-error-event`` (Anthropic: an ``error``
+event mid-stream), ``stub-classify-WORD`` (the completion is exactly WORD, to drive an
+auto-router classifier).
 
 ``GET /_stub/requests`` lists what arrived (path, model, stream, auth scheme and key, body
 keys, status, outcome: ok | disconnected | reset | hang); ``DELETE /_stub/requests`` clears
@@ -385,6 +386,8 @@ class StubProvider:
     async def _paced(self, events: list[bytes], model: str) -> AsyncIterator[bytes]:
         """Yield events; the model name can inject a reset, a hang or slowness."""
         for i, event in enumerate(events):
+            if i == 0 and model == "stub-reset-after-headers":
+                raise StreamReset
             if i == 2 and model == "stub-reset-midstream":
                 raise StreamReset
             if i == 2 and model == "stub-hang-midstream":
