@@ -91,12 +91,11 @@ class _Watch:
     """Cancels the request task when the client disconnects mid-request (so the upstream
     request is closed too and the provider stops generating)."""
 
-    __slots__ = ("finished", "gone", "task")
+    __slots__ = ("finished", "gone")
 
     def __init__(self) -> None:
         self.gone = False
         self.finished = False
-        self.task: asyncio.Task[None] | None = None
 
     async def run(self, receive: Receive, target: asyncio.Task[Any]) -> None:
         while True:
@@ -665,7 +664,5 @@ class RouterApp:
 
 
 def create_app(cfg: RouterConfig, **kwargs: Any) -> RouterApp:
-    """The ASGI app for ``cfg`` (Managed or BYO — never both)."""
-    if cfg.mode is Mode.MANAGED:
-        assert cfg.provider is None
+    """The ASGI app for ``cfg`` (Managed or BYO — never both, never a fallback)."""
     return RouterApp(cfg, **kwargs)
