@@ -11,6 +11,7 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from router_harness import ROUTER_BIN, RouterProcess, StubServer, free_port, router_env
 
 CANARY_PROMPT = "CANARY-PROMPT-7f3a9c-do-not-log"
@@ -34,14 +35,14 @@ def test_canary_never_in_logs_metrics_or_router_errors(
 ) -> None:
     router = canary_router
     api = router.openai()
-    messages = [{"role": "user", "content": CANARY_PROMPT}]
-    reply = api.chat.completions.create(model="stub-model", messages=messages)  # type: ignore[arg-type]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": CANARY_PROMPT}]
+    reply = api.chat.completions.create(model="stub-model", messages=messages)
     assert CANARY_PROMPT in (reply.choices[0].message.content or "")  # the completion echoes it
     assert "".join(
         c.choices[0].delta.content or ""
         for c in api.chat.completions.create(
             model="stub-model",
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             stream=True,
         )
         if c.choices
@@ -49,7 +50,7 @@ def test_canary_never_in_logs_metrics_or_router_errors(
     api.embeddings.create(model="stub-embed", input=CANARY_PROMPT)
     api.chat.completions.create(
         model="stub-model",
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         tools=[{"type": "function", "function": {"name": CANARY_FIELD, "parameters": {}}}],
     )
 

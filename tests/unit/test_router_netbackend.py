@@ -81,7 +81,7 @@ async def test_tls_with_sni_verification_and_connection_reuse(tmp_path: Path) ->
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     stub = Server()
-    server_ctx.sni_callback = lambda _sock, sni, _ctx: stub.sni.append(sni)  # type: ignore[assignment,misc,return-value]
+    server_ctx.sni_callback = lambda _sock, sni, _ctx: stub.sni.append(sni)
     server = await asyncio.start_server(stub.handle, "127.0.0.1", 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
     transport = build_transport(
