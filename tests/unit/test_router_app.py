@@ -57,3 +57,23 @@ async def test_probes_need_no_token(client: httpx.AsyncClient) -> None:
         response = await client.get(path, headers={"authorization": ""})
         assert response.status_code == 200
     assert (await client.get("/v1/models", headers={"authorization": ""})).status_code == 401
+
+
+def test_managed_litellm_host_is_admitted_but_nothing_else() -> None:
+    """The shared LiteLLM URL comes from the operator (in-cluster by design); the tenant's
+    allowlist is not widened beyond it."""
+    from byollm_router.app import _make_transport
+    from byollm_router.guard import GuardedTransport
+
+    cfg = load_config(
+        {
+            c.BYOLLM_ROUTER_TOKEN: "tok",
+            c.LLM_MODE: "Managed",
+            c.BYOLLM_MANAGED_URL: "http://litellm.platform.svc.cluster.local:4000/v1",
+        }
+    )
+    transport = _make_transport(cfg)
+    assert isinstance(transport, GuardedTransport)
+    assert transport.allowlist.admits("litellm.platform.svc.cluster.local")
+    assert not transport.allowlist.admits("10.0.0.7")
+    assert not transport.allowlist.admits("langfuse.platform.svc.cluster.local")
