@@ -2,7 +2,7 @@
 """A real HTTP server that speaks three LLM provider wire formats, for tests and benchmarks.
 
     python tests/stubs/provider.py --port N [--latency-ms X] [--chunks K] [--chunk-delay-ms D]
-                                   [--api-key KEY] [--record-bodies]
+                                   [--api-key KEY] [--record-bodies] [--log-limit N]
 
 Loopback only. A tiny HTTP/1.1 server on asyncio streams (keep-alive, chunked responses,
 real connection resets), standard library only (uses uvloop/orjson when installed), so it
@@ -47,6 +47,7 @@ import itertools
 import json
 import struct
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,6 +127,7 @@ class Settings:
     chunk_delay_s: float = 0.0
     api_key: str | None = None
     record_bodies: bool = False
+    log_limit: int = 100_000  # newest entries kept (long benchmarks must not grow memory)
 
 
 @dataclass
@@ -231,7 +233,7 @@ def _mask(key: str) -> str:
 class StubProvider:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
-        self.log: list[dict[str, Any]] = []
+        self.log: deque[dict[str, Any]] = deque(maxlen=settings.log_limit)
         self._ids = itertools.count(1)
 
     # - connection handling -
@@ -284,7 +286,7 @@ class StubProvider:
         if req.path == "/_stub/requests":
             if req.method == "DELETE":
                 self.log.clear()
-            await self._write_json(writer, 200, {"requests": self.log})
+            await self._write_json(writer, 200, {"requests": list(self.log)})
             return True
         if req.path == "/_stub/health":
             await self._write_json(writer, 200, {"status": "ok"})
@@ -1058,6 +1060,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--record-bodies", action="store_true", help="keep request bodies in the log"
     )
+    parser.add_argument("--log-limit", type=int, default=100_000, help="request log size")
     args = parser.parse_args(argv)
     settings = Settings(
         latency_s=args.latency_ms / 1000.0,
@@ -1065,6 +1068,7 @@ def main(argv: list[str] | None = None) -> None:
         chunk_delay_s=args.chunk_delay_ms / 1000.0,
         api_key=args.api_key,
         record_bodies=args.record_bodies,
+        log_limit=args.log_limit,
     )
     try:
         import uvloop
