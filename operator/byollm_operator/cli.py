@@ -195,6 +195,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         example=not args.no_example,
         namespace=args.namespace,
         ready_file=Path(args.ready_file) if args.ready_file else None,
+        model=args.model,
+        api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
     )
 
 
@@ -277,7 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=fmt,
     )
-    d.add_argument("--upstream-url", help="OpenAI-compatible base URL instead of the stub")
+    d.add_argument(
+        "--upstream-url",
+        help="OpenAI-compatible base URL instead of the stub, e.g. a llama.cpp or Ollama server "
+        "on this machine (http://127.0.0.1:8080/v1) or a provider (https://api.groq.com/openai/v1)",
+    )
+    d.add_argument("--model", help="default model of the example LLMConfig (default: stub-model)")
+    d.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable holding the upstream's API key (default: a dummy key)",
+    )
     d.add_argument("--state-dir", help="control plane state (default: a temporary directory)")
     d.add_argument(
         "-n", "--namespace", default="byollm-dev", help="tenant namespace (default: byollm-dev)"

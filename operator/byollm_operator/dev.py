@@ -32,6 +32,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from byollm_operator import api, controlplane, rbac
 from byollm_operator.client import LLMConfigClient, LLMConfigError
@@ -433,6 +434,15 @@ def _run(
         upstream_url = f"http://{stub_host}:{port}/v1"
         allowlist = f"{stub_host},127.0.0.1"
         _log(f"stub upstream (OpenAI-compatible) on 127.0.0.1:{port}, named {upstream_url}")
+    else:
+        local = urlsplit(upstream_url)
+        if local.hostname in ("127.0.0.1", "localhost", "::1"):
+            # A server on this machine (llama.cpp, Ollama, vLLM): the CRD rightly refuses a
+            # loopback baseURL, so name it as an in-cluster Service, as it would be deployed.
+            stub_host = f"upstream.{namespace}.svc"
+            upstream_url = f"http://{stub_host}:{local.port or 80}{local.path or '/v1'}"
+            allowlist = f"{stub_host},127.0.0.1"
+            _log(f"local upstream {local.netloc} named {upstream_url}")
 
     op_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("BYOLLM_")},

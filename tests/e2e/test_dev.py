@@ -30,16 +30,14 @@ from byollm_operator.client import LLMConfigClient
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def start_dev(tmp_path: Path, *args: str, **env: str) -> Iterator[dict[str, Any]]:
     ready = tmp_path / "ready.json"
     log = (tmp_path / "dev.log").open("wb")
     byollm = Path(sys.executable).with_name("byollm")
+    cmd = [str(byollm), "dev", "--state-dir", str(tmp_path / "state"), "--ready-file", str(ready)]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBECONFIG"))}
     proc = subprocess.Popen(
-        [str(byollm), "dev", "--state-dir", str(tmp_path / "state"), "--ready-file", str(ready)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBECONFIG"))},
+        [*cmd, *args], stdout=log, stderr=subprocess.STDOUT, env={**base, **env}
     )
     deadline = time.monotonic() + 300  # a cold control plane build is cached by hack/test.sh
     while not ready.exists():
@@ -62,6 +60,11 @@ def dev(tmp_path: Path) -> Iterator[dict[str, Any]]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield from start_dev(tmp_path)
 
 
 def _routers(info: dict[str, Any]) -> dict[str, Any]:
@@ -132,3 +135,49 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     assert not psutil.pid_exists(now["pid"]) or psutil.Process(now["pid"]).status() == "zombie"
     assert "stopped" in dev["log"].read_text()
     api.close()
+
+
+def test_dev_with_a_local_upstream_server(tmp_path: Path) -> None:
+    """--upstream-url at a server on this machine (how llama.cpp or Ollama is used): the
+    loopback URL is named as an in-cluster Service, the key comes from --api-key-env."""
+    stub_script = Path(__file__).resolve().parents[1] / "stubs" / "provider.py"
+    port = free_port()
+    key = "sk-local-0123456789"
+    stub = subprocess.Popen(
+        [sys.executable, str(stub_script), "--port", str(port), "--api-key", key],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        gen = start_dev(
+            tmp_path,
+            "--upstream-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--model",
+            "local-model",
+            "--api-key-env",
+            "MY_KEY",
+            MY_KEY=key,
+        )
+        info = next(gen)
+        assert info["upstream"] == f"http://upstream.{info['namespace']}.svc:{port}/v1"
+        chat = openai.OpenAI(base_url=info["endpoint"], api_key=info["token"], max_retries=0)
+        reply = chat.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}])
+        assert reply.model == "local-model"
+        seen = httpx.get(f"http://127.0.0.1:{port}/_stub/requests").json()["requests"]
+        chats = [r for r in seen if r["path"] == "/v1/chat/completions"]
+        assert [r["api_key"] for r in chats] == [key]
+        info["proc"].send_signal(signal.SIGINT)
+        assert info["proc"].wait(60) == 0
+        gen.close()
+    finally:
+        stub.terminate()
+        stub.wait(10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
