@@ -35,6 +35,8 @@ from typing import Any, Final
 import httpcore
 import httpx
 
+from byollm_router.pool import pool_class
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -531,7 +533,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         super().__init__(verify=ctx, http1=http1, http2=http2, limits=limits)
         self.allowlist = allowlist
         self._admitted: set[tuple[bytes, bytes, int | None, bytes]] = set()
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = pool_class()(  # httpcore's pool, linear-time bookkeeping (pool.py)
             ssl_context=ctx,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

@@ -1,0 +1,139 @@
+"""``byollm_router.pool.LinearPool`` makes exactly the decisions of httpcore's stock pool.
+
+Both assignment passes run on identical random pool states (fake connections and queued
+requests); the closed connections, the surviving pool and every request's connection must
+match. The stock method is only slower (O(n²)), not different.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpcore
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from byollm_router import guard
+from byollm_router.pool import COMPATIBLE, LinearPool, pool_class
+
+ORIGINS = [httpcore.URL(f"http://h{i}.example:80/").origin for i in range(2)]
+
+
+class FakeConn:
+    def __init__(self, ident: int, origin: Any, state: dict[str, bool]) -> None:
+        self.ident, self.origin, self.s = ident, origin, state
+
+    def is_closed(self) -> bool:
+        return self.s["closed"]
+
+    def has_expired(self) -> bool:
+        return self.s["expired"]
+
+    def is_idle(self) -> bool:
+        return self.s["idle"]
+
+    def is_available(self) -> bool:
+        return self.s["available"]
+
+    def can_handle_request(self, origin: Any) -> bool:
+        return bool(origin == self.origin)
+
+
+class FakeRequest:
+    def __init__(self, origin: Any, queued: bool) -> None:
+        self.request = type("R", (), {"url": type("U", (), {"origin": origin})()})()
+        self.queued = queued
+        self.conn: FakeConn | None = None
+
+    def is_queued(self) -> bool:
+        return self.queued and self.conn is None
+
+    def assign_to_connection(self, conn: FakeConn) -> None:
+        self.conn = conn
+
+
+conn_state = st.fixed_dictionaries(
+    {
+        "closed": st.booleans(),
+        "expired": st.booleans(),
+        "idle": st.booleans(),
+        "available": st.booleans(),
+        "origin": st.integers(0, 1),
+    }
+)
+request_state = st.tuples(st.integers(0, 1), st.booleans())
+
+
+def _run(
+    method: Any, conns: list[dict[str, Any]], reqs: list[tuple[int, bool]], limits: tuple[int, int]
+) -> tuple[list[int], list[int], list[int | None]]:
+    pool = object.__new__(LinearPool)
+    counter = itertools.count(1000)
+    pool._connections = [  # type: ignore[attr-defined]
+        FakeConn(i, ORIGINS[c["origin"]], c) for i, c in enumerate(conns)
+    ]
+    requests = [FakeRequest(ORIGINS[o], q) for o, q in reqs]
+    pool._requests = requests  # type: ignore[attr-defined]
+    pool._max_connections, pool._max_keepalive_connections = limits  # type: ignore[attr-defined]
+    fresh = {"closed": False, "expired": False, "idle": False, "available": False}
+    pool.create_connection = lambda origin: FakeConn(next(counter), origin, fresh)  # type: ignore[method-assign]
+    closing = method(pool)
+    return (
+        [c.ident for c in closing],
+        [c.ident for c in pool._connections],  # type: ignore[attr-defined]
+        [r.conn.ident if r.conn else None for r in requests],
+    )
+
+
+@given(
+    conns=st.lists(conn_state, max_size=12),
+    reqs=st.lists(request_state, max_size=6),
+    max_conn=st.integers(1, 14),
+    max_keep=st.integers(0, 14),
+)
+@settings(max_examples=400, deadline=None)
+def test_same_decisions_as_httpcore(
+    conns: list[dict[str, Any]], reqs: list[tuple[int, bool]], max_conn: int, max_keep: int
+) -> None:
+    stock = httpcore.AsyncConnectionPool._assign_requests_to_connections
+    ours = LinearPool._assign_requests_to_connections
+    limits = (max_conn, max_keep)
+    assert _run(ours, conns, reqs, limits) == _run(stock, conns, reqs, limits)
+
+
+def test_router_transport_uses_it() -> None:
+    assert COMPATIBLE, f"httpcore {httpcore.__version__}: review byollm_router/pool.py"
+    transport = guard.build_transport(guard.Allowlist.parse(""))
+    assert type(transport._pool) is pool_class() is LinearPool
+
+
+@pytest.mark.parametrize("n", [50])
+async def test_real_requests_through_the_pool(n: int) -> None:
+    """End to end on a real socket: keep-alive reuse works (one connection for n calls)."""
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+
+    accepted = 0
+
+    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        try:
+            await handle(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(counting, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = LinearPool(max_connections=4, max_keepalive_connections=2)
+    async with server, pool:
+        for _ in range(n):
+            r = await pool.request("GET", f"http://127.0.0.1:{port}/")
+            assert r.status == 200
+    assert accepted == 1
