@@ -17,6 +17,7 @@ manager, and lets the API server judge every object: a refused field comes back 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -369,3 +370,77 @@ class LLMConfigClient:
                     f"{self.namespace}/{name} not Ready after {timeout}s ({detail})", view
                 )
             time.sleep(interval)
+
+
+class AsyncLLMConfigClient:
+    """The same verbs for asyncio portals (FastAPI ...): each call runs the synchronous
+    client in a worker thread, so the event loop never blocks on the API server."""
+
+    def __init__(
+        self, api_client: k8s.ApiClient, namespace: str, field_manager: str = FIELD_MANAGER
+    ) -> None:
+        self.sync = LLMConfigClient(api_client, namespace, field_manager)
+
+    async def set(
+        self,
+        name: str,
+        *,
+        provider: str,
+        default_model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        routing: dict[str, Any] | None = None,
+        active: bool = True,
+        azure_api_version: str | None = None,
+    ) -> LLMConfigView:
+        return await asyncio.to_thread(
+            self.sync.set,
+            name,
+            provider=provider,
+            default_model=default_model,
+            api_key=api_key,
+            base_url=base_url,
+            routing=routing,
+            active=active,
+            azure_api_version=azure_api_version,
+        )
+
+    async def get(self, name: str) -> LLMConfigView:
+        return await asyncio.to_thread(self.sync.get, name)
+
+    async def list(self) -> list[LLMConfigView]:
+        return await asyncio.to_thread(self.sync.list)
+
+    async def delete(self, name: str) -> None:
+        await asyncio.to_thread(self.sync.delete, name)
+
+    async def revert_to_managed(self, name: str) -> LLMConfigView:
+        return await asyncio.to_thread(self.sync.revert_to_managed, name)
+
+    async def toggle(self, name: str, active: bool) -> LLMConfigView:
+        return await asyncio.to_thread(self.sync.toggle, name, active)
+
+    async def wait_ready(
+        self,
+        name: str,
+        timeout: float = 60.0,  # noqa: ASYNC109 - same signature as the sync client
+        interval: float = 0.5,
+    ) -> LLMConfigView:
+        """Poll with ``asyncio.sleep`` between reads (cancellable)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        view: LLMConfigView | None = None
+        while True:
+            try:
+                view = await self.get(name)
+                if view.ready:
+                    return view
+            except NotFoundError:
+                view = None
+            if loop.time() >= deadline:
+                cond = view.condition("Ready") if view else None
+                detail = f"{cond.reason}: {cond.message}" if cond else "no Ready condition yet"
+                raise NotReadyError(
+                    f"{self.sync.namespace}/{name} not Ready after {timeout}s ({detail})", view
+                )
+            await asyncio.sleep(interval)

@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from byollm_operator.client import (
+    AsyncLLMConfigClient,
     LLMConfigClient,
     LLMConfigView,
     NotFoundError,
@@ -140,3 +141,21 @@ def test_sdk_argument_errors(k8s_api: Any, namespace: str, crd: Any) -> None:
     with pytest.raises(NotReadyError) as nr:
         sdk.wait_ready("missing", timeout=0.5)
     assert nr.value.view is None
+
+
+async def test_async_client(
+    k8s_api: Any, namespace: str, running_operator: Any, stub_provider: dict[str, Any]
+) -> None:
+    sdk = AsyncLLMConfigClient(k8s_api, namespace)
+    base_url = f"http://stub.{namespace}.svc:{stub_provider['port']}/v1"
+    await sdk.set(
+        "a", provider="custom", base_url=base_url, api_key=stub_provider["key"], default_model="m"
+    )
+    view = await sdk.wait_ready("a", timeout=90)
+    assert view.api_key_prefix == stub_provider["key"][:8]
+    assert [v.name for v in await sdk.list()] == ["a"]
+    with pytest.raises(ValidationError):
+        await sdk.set("a", provider="custom", base_url="https://10.0.0.1/v1", default_model="m")
+    await sdk.delete("a")
+    with pytest.raises(NotFoundError):
+        await sdk.get("a")
