@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -60,6 +61,7 @@ _DROP_RESPONSE_HEADERS = frozenset(
     }
 )
 _FORWARDED = frozenset(h.encode() for h in FORWARDED_REQUEST_HEADERS)
+_HEADER_SAFE = re.compile(rb"[\x20-\x7e]*\Z")  # printable ASCII: valid to send on as-is
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
 
@@ -293,8 +295,10 @@ class RouterApp:
                     auth = value
                 elif name == b"content-length":
                     clen = value
-                elif name in _FORWARDED and value.isascii():  # others cannot be re-sent safely
-                    client_headers[name.decode()] = value.decode()
+                elif name in _FORWARDED:
+                    value = value.strip()
+                    if value and _HEADER_SAFE.match(value):  # others cannot be re-sent safely
+                        client_headers[name.decode()] = value.decode()
             if not self._authorized(auth):
                 raise errors.unauthorized()
             if route == "models":

@@ -86,6 +86,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._writer.get_extra_info("socket")
         if info == "is_readable":
+            # httpcore asks this of an idle pooled connection: anything readable (data or
+            # EOF) means the server closed or broke it. asyncio reads eagerly, so look at
+            # the stream's buffer/EOF first; the raw socket no longer shows them.
+            reader = self._reader
+            if reader.exception() is not None or reader.at_eof():
+                return True
+            if getattr(reader, "_eof", False) or getattr(reader, "_buffer", None):
+                return True
+            if self._writer.transport.is_closing():
+                return True
             sock = self._writer.get_extra_info("socket")
             return sock is None or is_socket_readable(sock)
         return None

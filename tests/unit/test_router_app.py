@@ -77,3 +77,35 @@ def test_managed_litellm_host_is_admitted_but_nothing_else() -> None:
     assert transport.allowlist.admits("litellm.platform.svc.cluster.local")
     assert not transport.allowlist.admits("10.0.0.7")
     assert not transport.allowlist.admits("langfuse.platform.svc.cluster.local")
+
+
+async def test_forwarded_headers_trimmed_and_unsafe_values_dropped() -> None:
+    seen: list[httpx.Headers] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        # An unread stream, as a real transport returns.
+        return httpx.Response(200, stream=httpx.ByteStream(b'{"ok": true}'))
+
+    app = RouterApp(load_config(ENV), transport=httpx.MockTransport(upstream))
+    await app.startup()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router"
+    ) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={"messages": []},
+            headers=[
+                (b"authorization", b"Bearer tok"),
+                (b"x-title", b"my agent"),
+                (b"http-referer", b"caf\xc3\xa9"),
+                (b"x-secret", b"not forwarded"),
+            ],
+        )
+    await app.shutdown()
+    assert response.status_code == 200
+    sent = seen[0]
+    assert sent["x-title"] == "my agent"
+    assert "http-referer" not in sent
+    assert "x-secret" not in sent
+    assert sent["authorization"] == "Bearer sk-k"  # the provider key, never the router token

@@ -128,3 +128,29 @@ async def test_read_timeout_and_refused_connection() -> None:
             closed = s.getsockname()[1]
         with pytest.raises(httpx.ConnectError):
             await client.get(f"http://127.0.0.1:{closed}/")
+
+
+async def test_pooled_connection_closed_by_server_is_not_reused() -> None:
+    """A provider closing an idle keep-alive connection must not fail the next request:
+    asyncio reads the EOF eagerly, so the backend must report the connection readable."""
+    connections = 0
+
+    async def close_after_answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()  # no "connection: close" header: the client believes it can reuse
+
+    server = await asyncio.start_server(close_after_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = build_transport(Allowlist.parse("127.0.0.1"), network_backend=AsyncioBackend())
+    async with server, httpx.AsyncClient(transport=transport, timeout=5) as client:
+        for _ in range(3):
+            response = await client.get(f"http://127.0.0.1:{port}/")
+            assert response.text == "ok"
+            await asyncio.sleep(0.05)  # let the FIN arrive
+    assert connections == 3
