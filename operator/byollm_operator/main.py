@@ -37,14 +37,20 @@ def _load_config() -> None:
 def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
     from byollm_operator import handlers  # noqa: F401 - registers the handlers
 
-    asyncio.run(
-        kopf.operator(
-            clusterwide=True,
-            standalone=True,
-            stop_flag=stop,
-            liveness_endpoint=liveness or None,
-        )
-    )
+    async def run() -> None:
+        try:
+            await kopf.operator(
+                clusterwide=True,
+                standalone=True,
+                stop_flag=stop,
+                liveness_endpoint=liveness or None,
+            )
+        finally:
+            # kopf waits on a threading.Event in an executor thread; release it, or
+            # asyncio.run() would wait for that thread forever after a SIGTERM.
+            stop.set()
+
+    asyncio.run(run())
 
 
 def _follower_health(endpoint: str) -> Any:
