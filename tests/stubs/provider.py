@@ -127,6 +127,7 @@ class Settings:
     chunk_delay_s: float = 0.0
     api_key: str | None = None
     record_bodies: bool = False
+    allow_no_key: bool = False  # like a LiteLLM without a master key (byollm dev's "shared")
     log_limit: int = 100_000  # newest entries kept (long benchmarks must not grow memory)
 
 
@@ -452,6 +453,8 @@ class StubProvider:
             for k, v in req.headers.items()
             if k in ("http-referer", "x-title", "openai-organization", "user-agent")
         }
+        if not key and self.s.allow_no_key:
+            return None
         if not key:
             msg = (
                 "You didn't provide an API key. You need to provide your API key in an "
@@ -1061,6 +1064,9 @@ def main(argv: list[str] | None = None) -> None:
         "--record-bodies", action="store_true", help="keep request bodies in the log"
     )
     parser.add_argument("--log-limit", type=int, default=100_000, help="request log size")
+    parser.add_argument(
+        "--allow-no-key", action="store_true", help="OpenAI routes: accept requests without a key"
+    )
     args = parser.parse_args(argv)
     settings = Settings(
         latency_s=args.latency_ms / 1000.0,
@@ -1069,6 +1075,7 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         record_bodies=args.record_bodies,
         log_limit=args.log_limit,
+        allow_no_key=args.allow_no_key,
     )
     try:
         import uvloop
