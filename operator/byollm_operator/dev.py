@@ -444,6 +444,21 @@ def _run(
             allowlist = f"{stub_host},127.0.0.1"
             _log(f"local upstream {local.netloc} named {upstream_url}")
 
+    managed_url = None
+    if STUB_SCRIPT.exists():
+        # A stand-in for the platform's shared LiteLLM, so toggling a tenant to Managed
+        # shows calls leaving the tenant's provider for the shared path.
+        mport = free_port()
+        shared = stack.spawn(
+            "shared-litellm",
+            [sys.executable, str(STUB_SCRIPT), "--port", str(mport), "--allow-no-key"],
+            dict(os.environ),
+        )
+        if not _wait_http(f"http://127.0.0.1:{mport}/_stub/health", 15, shared):
+            raise RuntimeError(f"shared LiteLLM stub did not start; see {cp.log_dir}")
+        managed_url = f"http://litellm.{OPERATOR_NAMESPACE}.svc:{mport}/v1"
+        _log(f"shared LiteLLM stand-in on 127.0.0.1:{mport}, named {managed_url}")
+
     op_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("BYOLLM_")},
         "KUBECONFIG": str(cp.operator_kubeconfig),
@@ -453,6 +468,7 @@ def _run(
         "BYOLLM_UPSTREAM_ALLOWLIST": allowlist,
         "BYOLLM_PROBE_RESOLVE": json.dumps({stub_host: "127.0.0.1"}) if allowlist else "{}",
         "BYOLLM_RESYNC_PERIOD": "60",
+        **({"BYOLLM_MANAGED_URL": managed_url} if managed_url else {}),
     }
     operator = stack.spawn("operator", [sys.executable, "-m", "byollm_operator.main"], op_env)
     _log(
@@ -471,6 +487,7 @@ def _run(
         "routersFile": str(stack.state_dir / "routers.json"),
         "logDir": str(cp.log_dir),
         "upstream": upstream_url,
+        "managedUpstream": managed_url,
     }
     if example:
         info.update(_apply_example(stack, sdk, namespace, upstream_url, model, api_key, stopping))

@@ -128,11 +128,38 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
             time.sleep(0.2)
     assert reply.model == "stub-model-2"  # the default model of the new config
 
-    # 3. Ctrl-C stops everything and exits 0.
+    # 3. Toggle off: the same router now sends calls to the shared LiteLLM (a stand-in).
+    sdk.toggle(name, False)
+    deadline = time.monotonic() + 90
+    while (managed := _routers(dev))["pid"] == now["pid"]:
+        assert time.monotonic() < deadline, f"router not restarted: {managed}"
+        time.sleep(0.3)
+    env = psutil.Process(managed["pid"]).environ()
+    assert env == _operator_env(api, ns, name)
+    assert not {"LLM_PROVIDER", "LLM_BASE_URL", "LLM_API_KEY", "LLM_MODEL"} & set(env)
+    shared = dev["managedUpstream"].replace("litellm.byollm-system.svc", "127.0.0.1")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            reply = chat.chat.completions.create(
+                model="platform-model", messages=[{"role": "user", "content": "managed"}]
+            )
+            break
+        except openai.APIConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert reply.choices[0].message.content == "echo: managed"
+    via_shared = httpx.get(f"{shared.removesuffix('/v1')}/_stub/requests").json()["requests"]
+    assert [r["model"] for r in via_shared if r["path"] == "/v1/chat/completions"] == [
+        "platform-model"
+    ]
+
+    # 4. Ctrl-C stops everything and exits 0.
     proc: subprocess.Popen[bytes] = dev["proc"]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 0, dev["log"].read_text()[-3000:]
-    assert not psutil.pid_exists(now["pid"]) or psutil.Process(now["pid"]).status() == "zombie"
+    pid = managed["pid"]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert "stopped" in dev["log"].read_text()
     api.close()
 
