@@ -543,15 +543,7 @@ class RouterApp:
         watch: _Watch,
     ) -> None:
         translate = call.translator
-        # Passthrough keeps the upstream's encoding (no decompress/recompress); translated
-        # answers are decoded first.
-        encoding = "gzip, deflate" if translate else "identity"
-        request = httpx.Request(
-            call.method,
-            call.url,
-            headers=[*call.headers, ("accept-encoding", encoding)],
-            content=call.content,
-        )
+        request = httpx.Request(call.method, call.url, headers=call.headers, content=call.content)
         sent_at = time.perf_counter()
         try:
             response = await self._send(request)

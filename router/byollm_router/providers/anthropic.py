@@ -16,16 +16,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import httpx
 import orjson
 
 from byollm_router import errors
 from byollm_router.providers.base import (
-    USER_AGENT,
     LocalAnswer,
     Provider,
     StreamTranslator,
     UpstreamCall,
-    forwarded,
+    base_headers,
+    with_forwarded,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -490,14 +491,11 @@ class Anthropic(Provider):
 
     def __init__(self, base_url: str, api_key: str) -> None:
         base = base_url.rstrip("/")
-        self._messages_url = base + "/messages"
-        self._models_url = base + "/models?limit=1000"
-        self._headers = [
-            ("content-type", "application/json"),
-            ("user-agent", USER_AGENT),
-            ("x-api-key", api_key),
-            ("anthropic-version", ANTHROPIC_VERSION),
-        ]
+        self._messages_url = httpx.URL(base + "/messages")
+        self._models_url = httpx.URL(base + "/models?limit=1000")
+        self._headers = base_headers(
+            ("x-api-key", api_key), ("anthropic-version", ANTHROPIC_VERSION), decoded=True
+        )
 
     def chat(
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
@@ -508,7 +506,7 @@ class Anthropic(Provider):
         return UpstreamCall(
             "POST",
             self._messages_url,
-            self._headers + forwarded(client_headers),
+            with_forwarded(self._headers, client_headers),
             translated,
             ChatTranslator(include_usage),
         )
@@ -522,7 +520,7 @@ class Anthropic(Provider):
         return UpstreamCall(
             "GET",
             self._models_url,
-            self._headers + forwarded(client_headers),
+            with_forwarded(self._headers, client_headers),
             None,
             ModelsTranslator(),
         )

@@ -11,16 +11,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import orjson
 
 from byollm_router import errors
 from byollm_router.providers.base import (
-    USER_AGENT,
     LocalAnswer,
     Provider,
     UpstreamCall,
-    forwarded,
+    base_headers,
+    with_forwarded,
 )
+
+_URL_CACHE_SIZE = 64
 
 
 class Azure(Provider):
@@ -33,18 +36,21 @@ class Azure(Provider):
         # Accept both the resource root and a base that already ends in /openai.
         self._base = base[: -len("/openai")] if base.endswith("/openai") else base
         self._version = quote(api_version, safe="")
-        self._headers = [
-            ("content-type", "application/json"),
-            ("user-agent", USER_AGENT),
-            ("api-key", api_key),
-        ]
+        self._headers = base_headers(("api-key", api_key))
+        self._urls: dict[tuple[str, str], httpx.URL] = {}
         self._deployments = list(dict.fromkeys(d for d in deployments if d))
 
-    def url(self, deployment: str, operation: str) -> str:
-        return (
-            f"{self._base}/openai/deployments/{quote(deployment, safe='')}/{operation}"
-            f"?api-version={self._version}"
-        )
+    def url(self, deployment: str, operation: str) -> httpx.URL:
+        key = (deployment, operation)
+        url = self._urls.get(key)
+        if url is None:
+            url = httpx.URL(
+                f"{self._base}/openai/deployments/{quote(deployment, safe='')}/{operation}"
+                f"?api-version={self._version}"
+            )
+            if len(self._urls) < _URL_CACHE_SIZE:  # bounded: deployments come from callers
+                self._urls[key] = url
+        return url
 
     def _deployment(self, body: Mapping[str, Any]) -> str:
         model = body.get("model")
@@ -56,13 +62,13 @@ class Azure(Provider):
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
     ) -> UpstreamCall:
         url = self.url(self._deployment(body), "chat/completions")
-        return UpstreamCall("POST", url, self._headers + forwarded(client_headers), content)
+        return UpstreamCall("POST", url, with_forwarded(self._headers, client_headers), content)
 
     def embeddings(
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
     ) -> UpstreamCall:
         url = self.url(self._deployment(body), "embeddings")
-        return UpstreamCall("POST", url, self._headers + forwarded(client_headers), content)
+        return UpstreamCall("POST", url, with_forwarded(self._headers, client_headers), content)
 
     def models(self, client_headers: Mapping[str, str]) -> UpstreamCall | LocalAnswer:
         now = int(time.time())

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
+
 # Client headers worth forwarding upstream (provider features, attribution); everything
 # else, notably the router's own Authorization, stays at the router.
 FORWARDED_REQUEST_HEADERS = frozenset(
@@ -50,8 +52,8 @@ class UpstreamCall:
     """One upstream HTTP request, plus how to translate its 2xx answer (None: verbatim)."""
 
     method: str
-    url: str
-    headers: list[tuple[str, str]]
+    url: httpx.URL
+    headers: httpx.Headers
     content: bytes | None = None
     translator: ResponseTranslator | None = None
 
@@ -84,6 +86,32 @@ class Provider(ABC):
     def models(self, client_headers: Mapping[str, str]) -> UpstreamCall | LocalAnswer: ...
 
 
-def forwarded(client_headers: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The subset of client headers passed upstream (names already lower-case)."""
-    return [(k, v) for k, v in client_headers.items() if k in FORWARDED_REQUEST_HEADERS]
+def base_headers(*pairs: tuple[str, str], decoded: bool = False) -> httpx.Headers:
+    """Headers built once per provider (parsing them per request costs ~40 us).
+
+    ``decoded``: the router must read the answer itself (translation), so it accepts
+    compression; passthrough asks for identity and forwards the bytes as they come.
+    """
+    encoding = "gzip, deflate" if decoded else "identity"
+    return httpx.Headers(
+        [
+            ("content-type", "application/json"),
+            ("user-agent", USER_AGENT),
+            ("accept-encoding", encoding),
+            *pairs,
+        ]
+    )
+
+
+def with_forwarded(base: httpx.Headers, client_headers: Mapping[str, str]) -> httpx.Headers:
+    """``base`` plus the client headers passed upstream (names already lower-case).
+
+    Returns ``base`` itself when there is nothing to add: ``httpx.Request`` copies it.
+    """
+    extra = [(k, v) for k, v in client_headers.items() if k in FORWARDED_REQUEST_HEADERS]
+    if not extra:
+        return base
+    headers = base.copy()
+    for name, value in extra:
+        headers[name] = value
+    return headers

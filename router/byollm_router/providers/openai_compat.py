@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from byollm_router.providers.base import (
-    USER_AGENT,
     LocalAnswer,
     Provider,
     UpstreamCall,
-    forwarded,
+    base_headers,
+    with_forwarded,
 )
 
 
@@ -22,28 +24,24 @@ class OpenAICompatible(Provider):
 
     def __init__(self, name: str, base_url: str, api_key: str | None) -> None:
         self.name = name
-        self._base = base_url.rstrip("/")
-        self._chat_url = self._base + "/chat/completions"
-        self._embeddings_url = self._base + "/embeddings"
-        self._models_url = self._base + "/models"
-        headers = [("content-type", "application/json"), ("user-agent", USER_AGENT)]
-        if api_key:
-            headers.append(("authorization", f"Bearer {api_key}"))
-        self._headers = headers
-
-    def _h(self, client_headers: Mapping[str, str]) -> list[tuple[str, str]]:
-        extra = forwarded(client_headers)
-        return self._headers + extra if extra else self._headers
+        base = base_url.rstrip("/")
+        self._chat_url = httpx.URL(base + "/chat/completions")
+        self._embeddings_url = httpx.URL(base + "/embeddings")
+        self._models_url = httpx.URL(base + "/models")
+        auth = [("authorization", f"Bearer {api_key}")] if api_key else []
+        self._headers = base_headers(*auth)
 
     def chat(
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
     ) -> UpstreamCall:
-        return UpstreamCall("POST", self._chat_url, self._h(client_headers), content)
+        headers = with_forwarded(self._headers, client_headers)
+        return UpstreamCall("POST", self._chat_url, headers, content)
 
     def embeddings(
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
     ) -> UpstreamCall:
-        return UpstreamCall("POST", self._embeddings_url, self._h(client_headers), content)
+        headers = with_forwarded(self._headers, client_headers)
+        return UpstreamCall("POST", self._embeddings_url, headers, content)
 
     def models(self, client_headers: Mapping[str, str]) -> UpstreamCall | LocalAnswer:
-        return UpstreamCall("GET", self._models_url, self._h(client_headers))
+        return UpstreamCall("GET", self._models_url, with_forwarded(self._headers, client_headers))
