@@ -18,12 +18,13 @@ import asyncio
 import base64
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
 import kubernetes
 
-from byollm_operator import builders
+from byollm_operator import builders, conditions
 from byollm_operator.api import GROUP, PLURAL, VERSION
 from byollm_operator.kube import Kube, KubeError, path
 from byollm_operator.reconcile import Reconciler, make_probe
@@ -40,6 +41,44 @@ def _reconciler(memo: Any) -> Reconciler:
 
 def _post_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
     kopf.event(cast(Any, obj), type=type_, reason=reason, message=message)
+
+
+def _event_poster(kube: Kube) -> Callable[[dict[str, Any], str, str, str], None]:
+    """kopf.event inside kopf's per-object tasks; a direct POST elsewhere (the resync loop
+    runs outside them, where kopf.event raises LookupError and would abort the reconcile)."""
+
+    def post(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        try:
+            _post_event(obj, type_, reason, message)
+            return
+        except LookupError:
+            pass
+        meta, now = obj["metadata"], conditions.now()
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": obj.get("kind", "LLMConfig"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "byollm-operator"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            kube.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
+        except KubeError as e:
+            log.warning("posting event %s failed: %s", reason, e)
+
+    return post
 
 
 def _load_sealing(kube: Kube, settings: Settings) -> Any:
@@ -126,7 +165,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     rec = Reconciler(
         kube=kube,
         settings=cfg,
-        post_event=_post_event,
+        post_event=_event_poster(kube),
         unseal=ring.unseal if ring is not None else None,
         probe=make_probe(cfg) if cfg.credentials_probe_enabled else None,
     )
