@@ -33,13 +33,24 @@ def _mapped(timeout_exc: type[Exception], error_exc: type[Exception]) -> Iterato
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One TCP (optionally TLS) connection on asyncio streams."""
+    """One TCP (optionally TLS) connection on asyncio streams.
+
+    On HTTP/1.1 connections writes are coalesced until the next read: httpcore writes a
+    request's head and body separately, and sending them as one segment saves a syscall
+    here and a wake-up at the provider. HTTP/1.1 always reads right after writing a
+    request, so nothing waits on a held write. HTTP/2 (multiplexed: one stream may write
+    while another sits in ``read``) is never coalesced.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._pending: list[bytes] = []
+        self._coalesce = True  # plaintext is always HTTP/1.1 (no h2c prior knowledge)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        if self._pending:
+            await self._flush(timeout)
         with _mapped(httpcore.ReadTimeout, httpcore.ReadError):
             if timeout is None:
                 return await self._reader.read(max_bytes)
@@ -49,8 +60,19 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:
             return
+        if self._coalesce:
+            self._pending.append(buffer)
+            return
+        await self._send(buffer, timeout)
+
+    async def _flush(self, timeout: float | None) -> None:  # noqa: ASYNC109
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        await self._send(data, timeout)
+
+    async def _send(self, data: bytes, timeout: float | None) -> None:  # noqa: ASYNC109
         with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
-            self._writer.write(buffer)
+            self._writer.write(data)
             if self._writer.transport.get_write_buffer_size() == 0:
                 return  # went straight to the socket: nothing to wait for
             if timeout is None:
@@ -60,6 +82,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                     await self._writer.drain()
 
     async def aclose(self) -> None:
+        self._pending.clear()
         self._writer.close()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
@@ -74,6 +97,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             await self._writer.start_tls(
                 ssl_context, server_hostname=server_hostname, ssl_handshake_timeout=timeout
             )
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        self._coalesce = alpn in (None, "http/1.1")
         return self
 
     def get_extra_info(self, info: str) -> Any:
