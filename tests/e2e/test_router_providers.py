@@ -7,7 +7,9 @@ prove the router's adapters against the formats, not against mocks of the router
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -313,3 +315,31 @@ def test_stub_speaks_anthropic_wire_format(stub: StubServer) -> None:
             messages=[{"role": "user", "content": "x"}],
             extra_body={"presence_penalty": 1},
         )
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_stream_chunks_arrive_as_produced(
+    kind: str, routers: Callable[[str], RouterProcess]
+) -> None:
+    """No buffering: the stub emits one chunk every 100 ms, and each reaches the client
+    on its own, ~100 ms apart (passthrough and Anthropic translation alike)."""
+    router = routers(kind)
+    arrivals: list[float] = []
+    with httpx.stream(
+        "POST",
+        f"{router.base_url}/chat/completions",
+        headers=router.headers,
+        json={
+            "model": "stub-slow",
+            "stream": True,
+            "messages": [{"role": "user", "content": "x" * 200}],
+        },
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append(time.monotonic())
+            if len(arrivals) == 6:
+                break
+    gaps = [b - a for a, b in itertools.pairwise(arrivals[1:])]
+    assert min(gaps) > 0.05, gaps  # not batched
+    assert arrivals[-1] - arrivals[0] < 2.0  # and not held back until the end (5 s)
