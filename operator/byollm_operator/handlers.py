@@ -134,9 +134,12 @@ async def _resync_loop(rec: Reconciler, period: float) -> None:
         except Exception as e:
             log.warning("resync list failed: %s", type(e).__name__)
             continue
+        started = asyncio.get_running_loop().time()
         for item in items:
             meta = item["metadata"]
             await _reconcile_async(rec, meta["namespace"], meta["name"])
+        took = asyncio.get_running_loop().time() - started
+        log.info("resync pass: %d LLMConfigs in %.1fs", len(items), took)
 
 
 async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
