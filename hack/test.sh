@@ -13,4 +13,5 @@ hack/setup.sh
 # Build up front so its progress is visible; if it cannot be built the cluster tests skip
 # with one loud line, and the unit tests still run.
 hack/controlplane/build.sh >/dev/null || echo "!!! control plane build failed: cluster tests will be skipped" >&2
+hack/tools.sh >/dev/null || echo "!!! helm/kubeconform build failed: chart tests will be skipped" >&2
 exec .venv/bin/pytest "$@"
