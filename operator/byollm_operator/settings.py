@@ -37,7 +37,9 @@ class Settings(BaseSettings):
         description="Alternative to the selectors: an ipBlock for the shared LiteLLM.",
     )
     router_image: str = Field(default="byollm/router:0.1.0", description="Router container image.")
-    router_image_pull_policy: str = Field(default="IfNotPresent")
+    router_image_pull_policy: str = Field(
+        default="IfNotPresent", description="imagePullPolicy of the router container."
+    )
     upstream_allowlist: str = Field(
         default="",
         description="Comma-separated hosts/CIDRs the SSRF guard admits (in-cluster "
@@ -64,7 +66,9 @@ class Settings(BaseSettings):
     credentials_probe_period: float = Field(
         default=3600.0, description="Seconds between credential re-checks of one LLMConfig."
     )
-    credentials_probe_timeout: float = Field(default=10.0)
+    credentials_probe_timeout: float = Field(
+        default=10.0, description="Seconds before a credentials check counts as Unreachable."
+    )
     probe_resolve: dict[str, str] = Field(
         default_factory=dict,
         description="Like curl --resolve: hostname -> IP for the credentials probe (split-horizon "
@@ -74,9 +78,6 @@ class Settings(BaseSettings):
         default=300.0,
         description="Seconds between safety-net reconciles of every LLMConfig (writes only "
         "on drift).",
-    )
-    secret_retry_delay: float = Field(
-        default=30.0, description="Seconds before re-checking a missing key Secret."
     )
     sealing_secret: str = Field(
         default="byollm-sealing-key", description="Secret holding the sealing private key(s)."
@@ -88,10 +89,18 @@ class Settings(BaseSettings):
     leader_election: bool = Field(
         default=True, description="Run only while holding the Lease (several replicas)."
     )
-    lease_name: str = Field(default="byollm-operator")
-    lease_duration: int = Field(default=15)
-    lease_renew_deadline: int = Field(default=10)
-    lease_retry_period: int = Field(default=2)
+    lease_name: str = Field(
+        default="byollm-operator", description="coordination.k8s.io Lease in BYOLLM_NAMESPACE."
+    )
+    lease_duration: int = Field(
+        default=15, description="Seconds a follower waits on a silent leader before taking over."
+    )
+    lease_renew_deadline: int = Field(
+        default=10, description="Seconds the leader keeps trying to renew before it stops."
+    )
+    lease_retry_period: int = Field(
+        default=2, description="Seconds between Lease renewals/acquisition attempts."
+    )
     liveness_endpoint: str = Field(
         default="", description="e.g. http://0.0.0.0:8081/healthz; empty disables."
     )

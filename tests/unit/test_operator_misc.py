@@ -146,3 +146,10 @@ def test_probe_guard_refuses_loopback_without_allowlist(stub: tuple[int, str]) -
     status, reason, message = _probe("")(spec, key)
     assert (status, reason) == ("False", c.UPSTREAM_BLOCKED)
     assert "spec.provider.baseURL" in message
+
+
+def test_every_setting_is_documented() -> None:
+    doc = (ROOT / "docs" / "operator.md").read_text()
+    for name, f in Settings.model_fields.items():
+        assert f"`BYOLLM_{name.upper()}`" in doc, f"BYOLLM_{name.upper()} missing in docs"
+        assert f.description, f"{name} has no description"
