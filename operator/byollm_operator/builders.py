@@ -132,13 +132,15 @@ def router_env(spec: LLMConfigSpec, api_key: str | None, settings: Settings) -> 
     return env
 
 
-def config_hash(env: dict[str, str]) -> str:
-    """sha256 over everything the router reads; the key enters only as its own sha256."""
+def config_hash(env: dict[str, str], token: str | None = None) -> str:
+    """sha256 over everything the router reads; the key and the router token (read at
+    start-up, so a new one must roll the pods) enter only as their own sha256."""
     hashed = dict(env)
-    if contract.LLM_API_KEY in hashed:
-        hashed[contract.LLM_API_KEY] = hashlib.sha256(
-            hashed[contract.LLM_API_KEY].encode()
-        ).hexdigest()
+    if token:
+        hashed[contract.BYOLLM_ROUTER_TOKEN] = token
+    for secret in (contract.LLM_API_KEY, contract.BYOLLM_ROUTER_TOKEN):
+        if secret in hashed:
+            hashed[secret] = hashlib.sha256(hashed[secret].encode()).hexdigest()
     blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -358,10 +360,16 @@ class Children:
         return [self.llm_secret, self.service, self.network_policy, self.deployment]
 
 
-def build(owner: Owner, spec: LLMConfigSpec, api_key: str | None, settings: Settings) -> Children:
-    """All children of one LLMConfig."""
+def build(
+    owner: Owner,
+    spec: LLMConfigSpec,
+    api_key: str | None,
+    settings: Settings,
+    token: str | None = None,
+) -> Children:
+    """All children of one LLMConfig (``token``: the current router token, for the hash)."""
     env = router_env(spec, api_key, settings)
-    h = config_hash(env)
+    h = config_hash(env, token)
     return Children(
         env=env,
         config_hash=h,

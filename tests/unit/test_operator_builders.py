@@ -221,3 +221,11 @@ def test_key_never_in_deployment_service_netpol(body: str) -> None:
         assert key not in text
         assert b64 not in text
     assert key not in children.config_hash
+
+
+def test_hash_rolls_on_router_token() -> None:
+    spec = LLMConfigSpec.model_validate(BYO)
+    a = builders.build(OWNER, spec, KEY, SETTINGS, token="tok-a").config_hash
+    b = builders.build(OWNER, spec, KEY, SETTINGS, token="tok-b").config_hash
+    assert a != b
+    assert "tok-a" not in json.dumps(builders.build(OWNER, spec, KEY, SETTINGS, "tok-a").deployment)
