@@ -15,7 +15,7 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -310,11 +310,39 @@ class RoutingSpec(_Model):
     models: RoutingModels = Field(default_factory=RoutingModels, description="Model per category.")
 
 
+# A non-negative Kubernetes quantity (apimachinery's syntax without the sign): refused by
+# the CRD, so a junk value never reaches the Deployment (where it would fail mid-apply).
+QUANTITY_RE: Final = (
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
 class ResourceList(_Model):
     """Compute quantities (Kubernetes quantity syntax)."""
 
-    cpu: int | str | None = Field(default=None, description="CPU, e.g. 100m or 1.")
-    memory: int | str | None = Field(default=None, description="Memory, e.g. 128Mi.")
+    cpu: int | str | None = Field(
+        default=None,
+        description="CPU, e.g. 100m or 1.",
+        json_schema_extra={"pattern": QUANTITY_RE, "minimum": 0},
+    )
+    memory: int | str | None = Field(
+        default=None,
+        description="Memory, e.g. 128Mi.",
+        json_schema_extra={"pattern": QUANTITY_RE, "minimum": 0},
+    )
+
+    @model_validator(mode="after")
+    def _quantities(self) -> ResourceList:
+        for name in ("cpu", "memory"):
+            value = getattr(self, name)
+            bad = value < 0 if isinstance(value, int) else not re.match(QUANTITY_RE, value or "0")
+            if bad:
+                raise ValueError(
+                    f"spec.router.resources: {name} must be a non-negative quantity "
+                    "such as 100m, 0.5 or 128Mi"
+                )
+        return self
 
 
 class Resources(_Model):
@@ -333,27 +361,86 @@ class RouterSpec(_Model):
     )
 
 
+# Label keys and values as the API server checks them on the NetworkPolicy; refused by the
+# CRD so a bad selector never fails mid-apply.
+LABEL_VALUE_RE: Final = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+LABEL_KEY_RE: Final = (
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_RE)]
+
+
 class LabelSelectorRequirement(_Model):
     """One label selector requirement (as in Kubernetes LabelSelector)."""
 
-    key: str = Field(description="Label key.", min_length=1, max_length=317)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.operator in ['In', 'NotIn'] ? "
+                    "(has(self.values) && size(self.values) > 0) : "
+                    "(!has(self.values) || size(self.values) == 0)",
+                    "spec.access.podSelector.matchExpressions: values must be non-empty for "
+                    "In/NotIn and empty for Exists/DoesNotExist",
+                )
+            ]
+        }
+    )
+
+    key: str = Field(description="Label key.", min_length=1, max_length=317, pattern=LABEL_KEY_RE)
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
         description="In, NotIn, Exists or DoesNotExist."
     )
-    values: list[str] | None = Field(
-        default=None, description="Values for In/NotIn; empty for Exists/DoesNotExist."
+    values: list[LabelValue] | None = Field(
+        default=None,
+        description="Values for In/NotIn; empty for Exists/DoesNotExist.",
+        max_length=64,
     )
+
+    @model_validator(mode="after")
+    def _values(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(
+                "spec.access.podSelector.matchExpressions: values must be non-empty for "
+                "In/NotIn and empty for Exists/DoesNotExist"
+            )
+        return self
 
 
 class LabelSelector(_Model):
     """A Kubernetes label selector; empty selects every pod in the namespace."""
 
-    match_labels: dict[str, str] | None = Field(
-        default=None, alias="matchLabels", description="Labels the pods must carry."
+    match_labels: dict[str, LabelValue] | None = Field(
+        default=None,
+        alias="matchLabels",
+        description="Labels the pods must carry.",
+        json_schema_extra={
+            "maxProperties": 32,
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.all(k, size(k) <= 317 && k.matches('{LABEL_KEY_RE}'))",
+                    "spec.access.podSelector.matchLabels: keys must be label keys "
+                    "([prefix/]name, name at most 63 characters of [-A-Za-z0-9_.])",
+                )
+            ],
+        },
     )
     match_expressions: list[LabelSelectorRequirement] | None = Field(
-        default=None, alias="matchExpressions", description="Set-based requirements."
+        default=None,
+        alias="matchExpressions",
+        description="Set-based requirements.",
+        max_length=16,
     )
+
+    @model_validator(mode="after")
+    def _keys(self) -> LabelSelector:
+        for k in self.match_labels or {}:
+            if len(k) > 317 or not re.match(LABEL_KEY_RE, k):
+                raise ValueError(
+                    "spec.access.podSelector.matchLabels: keys must be label keys "
+                    "([prefix/]name, name at most 63 characters of [-A-Za-z0-9_.])"
+                )
+        return self
 
 
 class AccessSpec(_Model):
@@ -550,6 +637,7 @@ def base_url_problem(url: str) -> str | None:
 
 _KEEP: Final = {
     "type",
+    "maxProperties",
     "description",
     "properties",
     "required",
