@@ -44,8 +44,6 @@ from pydantic import ValidationError
 from byollm_operator.api import LLMConfigSpec
 from byollm_operator.kube import Kube, KubeError
 
-pytestmark = pytest.mark.cluster
-
 MAX_EXAMPLES = 120
 SEALED_OK = "v1.0123456789abcdef." + "QUJDREVGR0hJSktMTU5PUA" * 3 + "=="
 
@@ -277,6 +275,57 @@ BASE: dict[str, Any] = {
 }
 spec_strategy = st.builds(_mutated, valid_spec, st.lists(mutation, max_size=3))
 
+# Found by this test: accepted by the CRD, then refused by the API server on the children
+# (NetworkPolicy selector, Deployment quantities) -> ApplyFailed. Now refused at apply time
+# (CRD schema/CEL) and by the Python models alike.
+FOUND: list[tuple[dict[str, Any], str]] = [
+    (
+        _mutated(BASE, [(("access", "podSelector"), {"matchLabels": {"bad key": "x"}})]),
+        "spec.access.podSelector.matchLabels",
+    ),
+    (
+        _mutated(BASE, [(("access", "podSelector"), {"matchLabels": {"app": "not ok!"}})]),
+        "spec.access.podSelector.matchLabels",
+    ),
+    (
+        _mutated(
+            BASE,
+            [(("access", "podSelector"), {"matchExpressions": [{"key": "a", "operator": "In"}]})],
+        ),
+        "spec.access.podSelector.matchExpressions",
+    ),
+    (
+        _mutated(BASE, [(("router", "resources"), {"requests": {"cpu": "abc"}})]),
+        "spec.router.resources",
+    ),
+    (
+        _mutated(BASE, [(("router", "resources"), {"limits": {"memory": "-1Gi"}})]),
+        "spec.router.resources",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), FOUND, ids=lambda x: str(x)[:40])
+def test_python_model_refuses_what_the_crd_now_refuses(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        LLMConfigSpec.model_validate(spec)
+    assert field.removeprefix("spec.") in str(err.value)  # pydantic paths start below spec
+
+
+@pytest.mark.cluster
+def test_api_server_refuses_what_broke_children(kube: Kube, crd: Any) -> None:
+    for spec, field in FOUND:
+        with pytest.raises(KubeError) as err:
+            kube.request(
+                "POST",
+                llmc_path("default"),
+                body=llmconfig("found", spec),
+                query=[("dryRun", "All")],
+            )
+        assert err.value.status == 422
+        assert field in str(err.value), str(err.value)
+
+
 # --- the test -------------------------------------------------------------------------------
 
 
@@ -288,6 +337,7 @@ def _pydantic_accepts(spec: dict[str, Any]) -> str | None:
     return None
 
 
+@pytest.mark.cluster
 def test_hostile_specs(kube: Kube, running_operator: Any, namespace: str) -> None:
     ns = namespace
     log_start = len(running_operator.log())
