@@ -77,13 +77,52 @@ def _follower_health(endpoint: str) -> Any:
     return server
 
 
-def _elect(settings: Settings, leading: threading.Event, lost: threading.Event) -> None:
-    from kubernetes.leaderelection import electionconfig, leaderelection
+def _lease_lock(settings: Settings, identity: str) -> Any:
+    """A LeaseLock that can be released: after ``release()`` it never writes again, and the
+    Lease's holder is cleared so a follower takes over at its next retry instead of waiting
+    ``lease_duration`` (rolling upgrades, SIGTERM)."""
     from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
-    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    from byollm_operator.kube import Kube
+
+    class ReleasableLeaseLock(LeaseLock):
+        def __init__(self) -> None:
+            super().__init__(settings.lease_name, settings.namespace, identity)  # type: ignore[no-untyped-call]
+            self._guard = threading.Lock()
+            self._released = False
+
+        def create(self, *args: Any, **kwargs: Any) -> bool:
+            with self._guard:
+                return False if self._released else bool(super().create(*args, **kwargs))  # type: ignore[no-untyped-call]
+
+        def update(self, *args: Any, **kwargs: Any) -> bool:
+            with self._guard:
+                return False if self._released else bool(super().update(*args, **kwargs))  # type: ignore[no-untyped-call]
+
+        def release(self) -> None:
+            with self._guard:
+                self._released = True
+                p = (
+                    f"/apis/coordination.k8s.io/v1/namespaces/{settings.namespace}"
+                    f"/leases/{settings.lease_name}"
+                )
+                try:
+                    kube = Kube(kubernetes.client.ApiClient())
+                    lease = kube.get(p) or {}
+                    if lease.get("spec", {}).get("holderIdentity") == identity:
+                        kube.merge_patch(p, {"spec": {"holderIdentity": None}})
+                        log.info("released the leader lease")
+                except Exception as e:  # best effort: the lease expires anyway
+                    log.warning("releasing the lease failed: %s", type(e).__name__)
+
+    return ReleasableLeaseLock()
+
+
+def _elect(settings: Settings, lock: Any, leading: threading.Event, lost: threading.Event) -> None:
+    from kubernetes.leaderelection import electionconfig, leaderelection
+
     config = electionconfig.Config(  # type: ignore[no-untyped-call]
-        LeaseLock(settings.lease_name, settings.namespace, identity),  # type: ignore[no-untyped-call]
+        lock,
         lease_duration=settings.lease_duration,
         renew_deadline=settings.lease_renew_deadline,
         retry_period=settings.lease_retry_period,
@@ -92,7 +131,7 @@ def _elect(settings: Settings, leading: threading.Event, lost: threading.Event) 
     )
     log.info(
         "leader election: %s waiting for lease %s/%s",
-        identity,
+        lock.identity,
         settings.namespace,
         settings.lease_name,
     )
@@ -120,8 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     if settings.leader_election and not args.no_leader_election:
         leading, lost = threading.Event(), threading.Event()
+        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        lock = _lease_lock(settings, identity)
         threading.Thread(
-            target=_elect, args=(settings, leading, lost), daemon=True, name="leader-election"
+            target=_elect,
+            args=(settings, lock, leading, lost),
+            daemon=True,
+            name="leader-election",
         ).start()
         endpoint = settings.liveness_endpoint
         health = _follower_health(endpoint) if endpoint else None
@@ -139,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
 
         threading.Thread(target=_watch_lease, daemon=True, name="lease-watch").start()
         log.info("acquired the leader lease; starting")
-        _run_kopf(stop, settings.liveness_endpoint)
+        try:
+            _run_kopf(stop, settings.liveness_endpoint)
+        finally:
+            lock.release()
         return 1 if lost.is_set() else 0
     _run_kopf(stop, settings.liveness_endpoint)
     return 0
