@@ -109,11 +109,11 @@ class Reconciler:
                 self._finish(obj, status, conds, generation, spec, None, None)
                 return
 
-        children = builders.build(owner, spec, api_key, self.settings)
         old_hash = status.get("configHash")
         old_mode = status.get("mode")
         try:
-            self._ensure_token(owner)
+            token = self._ensure_token(owner)
+            children = builders.build(owner, spec, api_key, self.settings, token)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
                 result, _changed = self.kube.apply_if_changed(manifest)
@@ -141,6 +141,9 @@ class Reconciler:
             conds, applied["Deployment"], children.config_hash, generation
         )
         conds = self._credentials_condition(conds, spec, api_key, ns, name, generation)
+        creds = c.get(conds, c.CREDENTIALS_VALID) or {}
+        if creds.get("status") == "False" and _cond_changed(status, conds, c.CREDENTIALS_VALID):
+            self.post_event(obj, "Warning", creds["reason"], creds["message"])
 
         if old_hash is None:
             self.post_event(
@@ -197,21 +200,26 @@ class Reconciler:
                 c.UNSEAL_FAILED, f"spec.provider.apiKey.sealed: {type(e).__name__}: {e}"
             ) from None
 
-    def _ensure_token(self, owner: builders.Owner) -> None:
-        """Create the router token Secret once; an existing token is never replaced."""
+    def _ensure_token(self, owner: builders.Owner) -> str:
+        """The router token: created once, never replaced while it exists (a recreated one
+        changes the config hash, so the router rolls and reads it)."""
         p = path("v1", "Secret", owner.namespace, builders.token_secret_name(owner.name))
         live = self.kube.get(p)
-        if live is not None and (live.get("data") or {}).get(builders.TOKEN_KEY):
-            return
-        manifest = builders.token_secret(owner, builders.new_router_token())
+        raw = ((live or {}).get("data") or {}).get(builders.TOKEN_KEY)
+        if raw:
+            return base64.b64decode(raw).decode()
+        token = builders.new_router_token()
+        manifest = builders.token_secret(owner, token)
         if live is None:
             try:
                 self.kube.create(manifest)
             except KubeError as e:
                 if e.status != 409:
                     raise
+                return self._ensure_token(owner)  # made concurrently: use that one
         else:
             self.kube.apply(manifest)
+        return token
 
     def _wipe_byo_keys(
         self, obj: dict[str, Any], secret: dict[str, Any], old_mode: str | None

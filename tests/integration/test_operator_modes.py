@@ -85,3 +85,27 @@ def test_sealed_key(kube: Kube, running_operator: Any, namespace: str) -> None:
     assert spec["provider"]["apiKey"]["sealed"] not in c["message"]
     assert kube.get(path("apps/v1", "Deployment", ns, "copied-router")) is None
     assert plaintext not in running_operator.log()
+
+
+def test_deleted_token_is_recreated_and_rolls(
+    kube: Kube, running_operator: Any, namespace: str
+) -> None:
+    ns, name = namespace, "tok"
+    create_llmc(kube, ns, name, {"mode": "Managed"})
+    h1 = wait_ready(kube, ns, name)["status"]["configHash"]
+    p = path("v1", "Secret", ns, f"{name}-router-token")
+    old = secret_data(kube, ns, f"{name}-router-token")["token"]
+    kube.request("DELETE", p)
+
+    def new_token() -> str | None:
+        got = secret_data(kube, ns, f"{name}-router-token").get("token")
+        return got if got and got != old else None
+
+    wait_for("a new router token", new_token, timeout=30)
+    obj = wait_for(
+        "config hash to change with the token",
+        lambda: (o := kube.get(llmc_path(ns, name))) and o["status"]["configHash"] != h1 and o,
+        timeout=30,
+    )
+    wait_rolled(kube, ns, name, obj["status"]["configHash"])
+    wait_ready(kube, ns, name)
