@@ -158,7 +158,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.scanning.disabled = True  # no CRD watching: needs no cluster-wide CRD access
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
-    settings.batching.worker_limit = 8
+    # No cap on per-object workers: kopf keeps an idle worker 5 s, so a cap of 8 admitted
+    # only ~1.6 new objects/s per kind (bench: 100 LLMConfigs took 70 s to reconcile).
+    # Real concurrency is bounded by the reconcile thread pool.
+    settings.queueing.worker_limit = None
     with contextlib.suppress(kubernetes.config.ConfigException):
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     if not kubernetes.client.Configuration.get_default_copy().api_key:

@@ -64,22 +64,49 @@ class Reconciler:
     post_event: EventFn
     unseal: Callable[[str, str, str], str] | None = None
     probe: Callable[[ProviderSpec, str], tuple[str, str, str]] | None = None
-    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
-    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    # key -> "run again" flag, present while a reconcile of that key is running
+    _running: dict[tuple[str, str], bool] = field(default_factory=dict)
+    _running_guard: threading.Lock = field(default_factory=threading.Lock)
     _probes: dict[tuple[str, str], _ProbeMemo] = field(default_factory=dict)
 
-    def _lock(self, key: tuple[str, str]) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
-
     def reconcile(self, namespace: str, name: str) -> None:
-        """Bring one LLMConfig's children and status in line with its spec."""
-        with self._lock((namespace, name)):
-            obj = self.kube.get(path(API_VERSION, KIND, namespace, name))
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                self._probes.pop((namespace, name), None)
-                return  # children go with it (ownerReferences, garbage collector)
-            self._reconcile(obj)
+        """Bring one LLMConfig's children and status in line with its spec.
+
+        Triggers are coalesced per object: one arriving while that object's reconcile runs
+        returns at once and makes the running one go round once more (it re-reads
+        everything), so a burst of child events costs one extra pass, not one each, and
+        no worker thread sits waiting on another's lock.
+        """
+        key = (namespace, name)
+        with self._running_guard:
+            if key in self._running:
+                self._running[key] = True
+                return
+            self._running[key] = False
+        while True:
+            try:
+                self._reconcile_once(namespace, name)
+            except BaseException:
+                with self._running_guard:
+                    again = self._running.pop(key)
+                    if again:  # a newer trigger came in: serve it rather than drop it
+                        self._running[key] = False
+                if not again:
+                    raise
+                log.warning("reconcile %s/%s failed; running again for a newer trigger", *key)
+                continue
+            with self._running_guard:
+                if not self._running[key]:
+                    del self._running[key]
+                    return
+                self._running[key] = False
+
+    def _reconcile_once(self, namespace: str, name: str) -> None:
+        obj = self.kube.get(path(API_VERSION, KIND, namespace, name))
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            self._probes.pop((namespace, name), None)
+            return  # children go with it (ownerReferences, garbage collector)
+        self._reconcile(obj)
 
     # --- the steps ----------------------------------------------------------------------
 
