@@ -210,3 +210,27 @@ def test_source_secret_missing_then_restored(
     assert "apiKey" in c["message"]
     # The operator did not crash-loop: still the same process.
     assert running_operator.proc.poll() is None
+
+
+def test_printer_columns(
+    kube: Kube, running_operator: Any, control_plane: Any, namespace: str
+) -> None:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("kubectl")
+    if exe is None:
+        pytest.skip("kubectl not installed")
+    key_secret(kube, namespace, "acme-openrouter", KEY)
+    create_llmc(kube, namespace, "cols", byo_spec())
+    wait_ready(kube, namespace, "cols")
+    out = subprocess.run(
+        [exe, f"--kubeconfig={control_plane.kubeconfig}", "-n", namespace, "get", "llmc"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["NAME", "MODE", "PROVIDER", "MODEL", "READY", "AGE"]
+    assert row.split()[:5] == ["cols", "BYO", "openrouter", "qwen/qwen3-30b-a3b-instruct", "True"]

@@ -56,3 +56,27 @@ def test_invalid_table_size() -> None:
     n = len(CASES["invalid"]) + len(CASES["invalid_metadata"])
     print(f"invalid LLMConfig table: {n} cases")
     assert n >= 20
+
+
+def _kubectl(control_plane: Any, *args: str) -> str:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("kubectl")
+    if exe is None:
+        pytest.skip("kubectl not installed")
+    out = subprocess.run(
+        [exe, f"--kubeconfig={control_plane.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_kubectl_explain_documents_fields(control_plane: Any, crd: Any) -> None:
+    text = _kubectl(control_plane, "explain", "llmc.spec.provider.baseURL")
+    assert "must not name a loopback" in text
+    text = _kubectl(control_plane, "explain", "llmc.status.apiKeyPrefix")
+    assert "First 8 characters" in text
