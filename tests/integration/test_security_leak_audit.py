@@ -76,6 +76,7 @@ class Audit:
         self.seen: set[tuple[str, str, str]] = set()
         self.etcd_keys = 0
         self.etcd_secrets = 0
+        self.secret_keys: set[str] = set()
 
     def snapshot(self) -> None:
         for kind, p in API_LISTS.items():
@@ -97,6 +98,7 @@ class Audit:
             self.etcd_keys += 1
             if key.startswith("/registry/secrets/"):
                 self.etcd_secrets += 1
+                self.secret_keys.add(key)
                 assert value.startswith(b"k8s:enc:aesgcm:"), f"{key} is not encrypted in etcd"
                 self.corpus.add("etcd-secret", key, value)
             else:
@@ -306,4 +308,5 @@ def test_canary_key_and_prompt_appear_nowhere(
     assert counts["log:operator"] >= 1
     assert counts["log:router"] >= 1
     assert counts["log:audit"] == 1
-    assert audit.etcd_secrets >= 2
+    for secret in ("tenant-key", f"{name}-llm", f"{name}-router-token"):
+        assert f"/registry/secrets/{ns}/{secret}" in audit.secret_keys  # read raw, encrypted
