@@ -287,8 +287,16 @@ def _operator(cp: controlplane.ControlPlane, plan: Plan, logs: Path) -> Service:
         "BYOLLM_ROUTER_IMAGE": "byollm/router:bench",
         "PYTHONWARNINGS": "ignore",
     }
+    if "BENCH_OPERATOR_PYTHONPATH" in os.environ:  # experiments with a patched operator copy
+        env["PYTHONPATH"] = os.environ["BENCH_OPERATOR_PYTHONPATH"]
+    env.update({k: v for k, v in os.environ.items() if k.startswith("EXP_")})
     svc = Service("operator", [str(exe)], logs / "operator.log", env=env).start()
     poll("operator started", lambda: "operator started" in svc.tail(100_000), 60, 0.2)
+    spy = os.environ.get("BENCH_PY_SPY")  # path to py-spy: sample the operator (analysis)
+    if spy:
+        out = logs / "operator-py-spy.txt"
+        argv = [spy, "record", "-p", str(svc.pid), "-f", "raw", "-o", str(out), "-r", "50"]
+        Service("py-spy", [*argv, "--threads"], logs / "py-spy.log").start()
     return svc
 
 
