@@ -87,7 +87,7 @@ def crd(kube: Kube) -> dict[str, Any]:
 
     def established() -> bool:
         got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}")
-        conds = (got or {}).get("status", {}).get("conditions", [])
+        conds = ((got or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
     wait_for("CRD Established", established, timeout=30)

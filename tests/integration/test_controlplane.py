@@ -85,12 +85,14 @@ def test_secret_is_encrypted_at_rest_in_etcd(
     assert canary.encode() in control_plane.etcd_get(f"/registry/configmaps/{namespace}/c")
 
 
-def test_operator_identity_has_no_rights_until_granted(control_plane: Any, namespace: str) -> None:
+def test_operator_identity_is_not_admin(control_plane: Any) -> None:
+    """The operator identity authenticates but has only what RBAC grants it: never nodes."""
     api = config.new_client_from_config(config_file=str(control_plane.operator_kubeconfig))
     try:
         with pytest.raises(ApiException) as exc:
-            client.CoreV1Api(api).list_namespaced_secret(namespace)
+            client.CoreV1Api(api).list_node()
         assert exc.value.status == 403
+        assert "byollm-operator" in exc.value.body
     finally:
         api.close()
 

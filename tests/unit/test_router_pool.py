@@ -113,6 +113,7 @@ def test_router_transport_uses_it() -> None:
 async def test_real_requests_through_the_pool(n: int) -> None:
     """End to end on a real socket: keep-alive reuse works (one connection for n calls)."""
     import asyncio
+    import contextlib
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while await reader.readuntil(b"\r\n\r\n"):
@@ -120,6 +121,7 @@ async def test_real_requests_through_the_pool(n: int) -> None:
             await writer.drain()
 
     accepted = 0
+    finished = asyncio.Event()
 
     async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal accepted
@@ -127,13 +129,21 @@ async def test_real_requests_through_the_pool(n: int) -> None:
         try:
             await handle(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            # Close our side before the loop ends, or the transport leaks (ResourceWarning).
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            finished.set()
 
     server = await asyncio.start_server(counting, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     pool = LinearPool(max_connections=4, max_keepalive_connections=2)
-    async with server, pool:
-        for _ in range(n):
-            r = await pool.request("GET", f"http://127.0.0.1:{port}/")
-            assert r.status == 200
+    async with server:
+        async with pool:
+            for _ in range(n):
+                r = await pool.request("GET", f"http://127.0.0.1:{port}/")
+                assert r.status == 200
+        await asyncio.wait_for(finished.wait(), 5)
     assert accepted == 1
