@@ -1,13 +1,15 @@
-"""``byollm_router.pool.LinearPool`` makes exactly the decisions of httpcore's stock pool.
+"""``byollm_router.pool.LinearPool`` against httpcore's stock pool.
 
-Both assignment passes run on identical random pool states (fake connections and queued
-requests); the closed connections, the surviving pool and every request's connection must
-match. The stock method is only slower (O(n²)), not different.
+When it sweeps, both assignment passes run on identical random pool states (fake
+connections and queued requests): the closed connections, the surviving pool and every
+request's connection must match. Between sweeps it must still never hand a request to an
+expired connection (the server closed it), and otherwise reuse the first available one.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import httpcore
@@ -67,9 +69,15 @@ request_state = st.tuples(st.integers(0, 1), st.booleans())
 
 
 def _run(
-    method: Any, conns: list[dict[str, Any]], reqs: list[tuple[int, bool]], limits: tuple[int, int]
+    method: Any,
+    conns: list[dict[str, Any]],
+    reqs: list[tuple[int, bool]],
+    limits: tuple[int, int],
+    sweep_interval: float = 0.0,
 ) -> tuple[list[int], list[int], list[int | None]]:
     pool = object.__new__(LinearPool)
+    pool.sweep_interval = sweep_interval
+    pool._last_sweep = time.monotonic()
     counter = itertools.count(1000)
     pool._connections = [  # type: ignore[attr-defined]
         FakeConn(i, ORIGINS[c["origin"]], c) for i, c in enumerate(conns)
@@ -101,6 +109,26 @@ def test_same_decisions_as_httpcore(
     ours = LinearPool._assign_requests_to_connections
     limits = (max_conn, max_keep)
     assert _run(ours, conns, reqs, limits) == _run(stock, conns, reqs, limits)
+
+
+@given(conns=st.lists(conn_state, max_size=12), reqs=st.lists(request_state, max_size=6))
+@settings(max_examples=400, deadline=None)
+def test_between_sweeps_never_reuses_an_expired_connection(
+    conns: list[dict[str, Any]], reqs: list[tuple[int, bool]]
+) -> None:
+    limits = (100, 14)  # room for new connections, under the keep-alive limit: no sweep
+    closing, pool, assigned = _run(
+        LinearPool._assign_requests_to_connections, conns, reqs, limits, sweep_interval=60
+    )
+    for ident in assigned:
+        if ident is not None and ident < 1000:  # an existing connection was reused
+            c = conns[ident]
+            assert c["available"]
+            assert not c["expired"]
+    for ident in closing:  # only expired (available) ones are closed, none in use
+        assert conns[ident]["expired"]
+        assert conns[ident]["available"]
+    assert set(pool).isdisjoint(closing)
 
 
 def test_router_transport_uses_it() -> None:
