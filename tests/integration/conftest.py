@@ -10,28 +10,22 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from operator_helpers import wait_for
+from operator_helpers import OPERATOR_NS, OperatorProcess, wait_for
 
 from byollm_operator import api, rbac
+from byollm_operator.controlplane import free_port
 from byollm_operator.kube import Kube
 
 ROOT = Path(__file__).resolve().parents[2]
-OPERATOR_NS = "byollm-system"
-# Every host the operator's credentials probe resolves goes to 127.0.0.1 (no DNS, no
-# traffic off this machine); only the stub's port answers there.
-TEST_ALLOWLIST = "127.0.0.1,*.svc"
 
 
 @pytest.fixture(scope="session")
@@ -100,89 +94,6 @@ def crd(kube: Kube) -> dict[str, Any]:
     return manifest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class OperatorProcess:
-    """One ``byollm-operator`` subprocess; tests may stop/start it (restart, failover)."""
-
-    kubeconfig: Path
-    log_dir: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-    log_path: Path | None = None
-    _logf: Any = None
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBERNETES_"))}
-        env.update(
-            {
-                "KUBECONFIG": str(self.kubeconfig),
-                "BYOLLM_NAMESPACE": OPERATOR_NS,
-                "BYOLLM_RESYNC_PERIOD": os.environ.get("BYOLLM_TEST_RESYNC_PERIOD", "10"),
-                "BYOLLM_UPSTREAM_ALLOWLIST": TEST_ALLOWLIST,
-                "BYOLLM_PROBE_RESOLVE": '{"*": "127.0.0.1"}',
-                "BYOLLM_CREDENTIALS_PROBE_TIMEOUT": "3",
-                "BYOLLM_CREDENTIALS_PROBE_PERIOD": "3600",
-                "BYOLLM_MANAGED_URL": "http://litellm.byollm-system.svc:4000/v1",
-                "BYOLLM_ROUTER_IMAGE": "byollm/router:test",
-                "BYOLLM_LEASE_DURATION": "4",
-                "BYOLLM_LEASE_RENEW_DEADLINE": "3",
-                "BYOLLM_LEASE_RETRY_PERIOD": "1",
-                "PYTHONWARNINGS": "ignore",
-            }
-        )
-        env.update(self.extra_env)
-        return env
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        self.starts += 1
-        self.log_path = self.log_dir / f"operator-{id(self) % 10000}-{self.starts}.log"
-        exe = Path(sys.executable).with_name("byollm-operator")
-        if self._logf is not None:
-            self._logf.close()
-        self._logf = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(exe)],
-            env=self.env(),
-            stdout=self._logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-        finally:
-            if self._logf is not None:
-                self._logf.close()
-                self._logf = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def wait_leading(self, timeout: float = 30) -> None:
-        def leading() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                pytest.fail(f"operator exited {self.proc.returncode}:\n{self.log()[-3000:]}")
-            return "acquired the leader lease" in self.log() and "operator started" in self.log()
-
-        wait_for("operator to lead and start", leading, timeout=timeout)
-
-
 @pytest.fixture(scope="session")
 def operator(control_plane: Any, crd: dict[str, Any]) -> Iterator[OperatorProcess]:
     """The operator, running for the whole session (tests that stop it restart it)."""
@@ -207,7 +118,7 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
 @pytest.fixture(scope="session")
 def stub_provider(control_plane: Any) -> Iterator[dict[str, Any]]:
     """The OpenAI-compatible stub on 127.0.0.1, accepting exactly one key."""
-    port = _free_port()
+    port = free_port()
     key = "sk-stub-valid-0123456789"
     logf = (Path(control_plane.log_dir) / "stub-provider.log").open("wb")
     proc = subprocess.Popen(

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +148,87 @@ def wait_rolled(kube: Kube, ns: str, name: str, cfg_hash: str, timeout: float = 
 
     wait_for(f"{ns}/{name} pods at config {cfg_hash[:12]}", rolled, timeout=timeout)
     return time.monotonic() - start
+
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATOR_NS = "byollm-system"
+# Every host the operator's credentials probe resolves goes to 127.0.0.1 (no DNS, no
+# traffic off this machine); only the stub's port answers there.
+TEST_ALLOWLIST = "127.0.0.1,*.svc"
+
+
+@dataclass
+class OperatorProcess:
+    """One ``byollm-operator`` subprocess; tests may stop/start it (restart, failover)."""
+
+    kubeconfig: Path
+    log_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    log_path: Path | None = None
+    _logf: Any = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBERNETES_"))}
+        env.update(
+            {
+                "KUBECONFIG": str(self.kubeconfig),
+                "BYOLLM_NAMESPACE": OPERATOR_NS,
+                "BYOLLM_RESYNC_PERIOD": os.environ.get("BYOLLM_TEST_RESYNC_PERIOD", "10"),
+                "BYOLLM_UPSTREAM_ALLOWLIST": TEST_ALLOWLIST,
+                "BYOLLM_PROBE_RESOLVE": '{"*": "127.0.0.1"}',
+                "BYOLLM_CREDENTIALS_PROBE_TIMEOUT": "3",
+                "BYOLLM_CREDENTIALS_PROBE_PERIOD": "3600",
+                "BYOLLM_MANAGED_URL": "http://litellm.byollm-system.svc:4000/v1",
+                "BYOLLM_ROUTER_IMAGE": "byollm/router:test",
+                "BYOLLM_LEASE_DURATION": "4",
+                "BYOLLM_LEASE_RENEW_DEADLINE": "3",
+                "BYOLLM_LEASE_RETRY_PERIOD": "1",
+                "PYTHONWARNINGS": "ignore",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        self.log_path = self.log_dir / f"operator-{id(self) % 10000}-{self.starts}.log"
+        exe = Path(sys.executable).with_name("byollm-operator")
+        if self._logf is not None:
+            self._logf.close()
+        self._logf = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(exe)],
+            env=self.env(),
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+        finally:
+            if self._logf is not None:
+                self._logf.close()
+                self._logf = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def wait_leading(self, timeout: float = 30) -> None:
+        def leading() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                pytest.fail(f"operator exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            return "acquired the leader lease" in self.log() and "operator started" in self.log()
+
+        wait_for("operator to lead and start", leading, timeout=timeout)

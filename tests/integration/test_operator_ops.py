@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OperatorProcess
 from operator_helpers import (
+    OperatorProcess,
     child_paths,
     condition,
     create_llmc,

@@ -22,8 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OperatorProcess
-from operator_helpers import condition, create_llmc, key_secret, llmc_path, wait_for
+from operator_helpers import (
+    OperatorProcess,
+    condition,
+    create_llmc,
+    key_secret,
+    llmc_path,
+    wait_for,
+)
 from security_helpers import StubProvider
 
 from byollm_operator.api import ProviderSpec
