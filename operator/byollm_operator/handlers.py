@@ -200,13 +200,27 @@ def llmconfigs_by_secret(
     return {(namespace, ref["name"]): (namespace, name)}
 
 
+def _echo(rec: Reconciler, body: kopf.Body) -> bool:
+    """The event only carries back our own last write (its resourceVersion): skip it. A
+    change by anyone else, or a later one, comes with another resourceVersion."""
+    meta = body.get("metadata", {})
+    try:
+        p = path(body["apiVersion"], body["kind"], meta["namespace"], meta["name"])
+    except KeyError:
+        return False
+    return rec.kube.own_write(p, meta.get("resourceVersion"))
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def llmconfig_event(
-    type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+    type: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
     if type == "DELETED" or namespace is None:
         return
-    await _reconcile_async(_reconciler(memo), namespace, name)
+    rec = _reconciler(memo)
+    if _echo(rec, body):  # our own status patch coming back
+        return
+    await _reconcile_async(rec, namespace, name)
 
 
 @kopf.on.event("v1", "secrets")
@@ -226,35 +240,53 @@ async def secret_event(
         await _reconcile_async(rec, ns, llmc)
     if labels.get(builders.LABEL_MANAGED_BY) == builders.MANAGED_BY:
         parent = labels.get(builders.LABEL_CONFIG)
-        if parent:
+        if parent and (type == "DELETED" or not _echo(rec, kwargs["body"])):
             await _reconcile_async(rec, namespace, parent)
 
 
 async def _child_event(
-    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo
+    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, body: kopf.Body
 ) -> None:
     parent = labels.get(builders.LABEL_CONFIG)
     if not type or not parent or namespace is None:
         return
-    await _reconcile_async(_reconciler(memo), namespace, parent)
+    rec = _reconciler(memo)
+    if type != "DELETED" and _echo(rec, body):  # our own apply coming back
+        return
+    await _reconcile_async(rec, namespace, parent)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 async def deployment_event(
-    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    type: str,
+    namespace: str | None,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    await _child_event(type, namespace, labels, memo)
+    await _child_event(type, namespace, labels, memo, body)
 
 
 @kopf.on.event("v1", "services", labels=CHILD_LABELS)
 async def service_event(
-    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    type: str,
+    namespace: str | None,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    await _child_event(type, namespace, labels, memo)
+    await _child_event(type, namespace, labels, memo, body)
 
 
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
 async def networkpolicy_event(
-    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    type: str,
+    namespace: str | None,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    await _child_event(type, namespace, labels, memo)
+    await _child_event(type, namespace, labels, memo, body)

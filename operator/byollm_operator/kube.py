@@ -54,6 +54,8 @@ class Kube:
         # apply_if_changed skip the dry-run when neither side moved since.
         self._verified: dict[str, tuple[str, str]] = {}
         self._verified_guard = threading.Lock()
+        # object path -> resourceVersion of our own last write to it (echo detection)
+        self._own: dict[str, str] = {}
 
     def request(
         self,
@@ -81,7 +83,21 @@ class Kube:
         payload: dict[str, Any] = json.loads(resp.data) if resp.data else {}
         if status >= 400:
             raise KubeError(status, str(payload.get("reason", "")), str(payload.get("message", "")))
+        if method in ("POST", "PATCH", "PUT") and not any(k == "dryRun" for k, _ in query or []):
+            meta = payload.get("metadata") or {}
+            if meta.get("resourceVersion") and meta.get("name"):
+                p = f"{resource_path}/{meta['name']}" if method == "POST" else resource_path
+                with self._verified_guard:
+                    if len(self._own) > 200_000:
+                        self._own.clear()
+                    self._own[p.removesuffix("/status")] = meta["resourceVersion"]
         return payload
+
+    def own_write(self, resource_path: str, resource_version: str | None) -> bool:
+        """True when ``resource_version`` is what our own last write to the object left:
+        a watch event carrying it is the echo of that write, with nothing new to act on."""
+        with self._verified_guard:
+            return bool(resource_version) and self._own.get(resource_path) == resource_version
 
     def get(self, resource_path: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
