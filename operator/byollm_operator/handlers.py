@@ -236,7 +236,8 @@ async def secret_event(
     if not type or namespace is None:
         return  # initial listing: the LLMConfigs' own listing reconciles everything
     rec = _reconciler(memo)
-    for ns, llmc in index.get((namespace, name), []):
+    # Copy first: the index is live and changes while we await (LLMConfigs come and go).
+    for ns, llmc in list(index.get((namespace, name), [])):
         await _reconcile_async(rec, ns, llmc)
     if labels.get(builders.LABEL_MANAGED_BY) == builders.MANAGED_BY:
         parent = labels.get(builders.LABEL_CONFIG)
