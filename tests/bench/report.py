@@ -190,7 +190,7 @@ def plot_router(r: dict[str, Any], png: Path) -> None:
     width = 0.8 / max(1, len(names))
     metrics = (
         ("requests/s (concurrency C, log)", lambda t: _get(t, "load", "rps"), True),
-        ("added p50 latency ms (c=1)", None, False),
+        ("added p50 latency ms (c=1, log)", None, True),
         ("CPU µs per request (log)", lambda t: t.get("cpu_us_per_req"), True),
     )
     for ax, (title, fn, log) in zip(axes, metrics, strict=True):
@@ -201,7 +201,8 @@ def plot_router(r: dict[str, Any], png: Path) -> None:
                 if fn is None:
                     d = _get(s["targets"].get("direct", {}), "c1", "p50_us")
                     v = _get(t, "c1", "p50_us")
-                    vals.append((v - d) / 1e3 if v is not None and d is not None else 0)
+                    added = (v - d) / 1e3 if v is not None and d is not None else 0
+                    vals.append(max(added, 0.01))  # log scale: noise can make it <= 0
                 else:
                     vals.append(fn(t) or 0)
             xs = [j + i * width for j in range(len(scen))]
