@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,12 +55,6 @@ def _session() -> None:  # pragma: no cover - runs in the child before exec
 def _log(msg: str) -> None:
     sys.stderr.write(f"byollm dev: {msg}\n")
     sys.stderr.flush()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(
@@ -199,7 +192,9 @@ class PodRunner:
             template_key = json.dumps([template, sorted(env.items())], sort_keys=True)
             pod = self.pods.get(key)
             if pod is None:
-                pod = self.pods[key] = LocalPod(meta["namespace"], meta["name"], free_port())
+                pod = self.pods[key] = LocalPod(
+                    meta["namespace"], meta["name"], controlplane.free_port()
+                )
             if pod.template_key != template_key or (pod.proc and pod.proc.poll() is not None):
                 self._start(pod, env, template_key)
         for key in list(self.pods):
@@ -423,7 +418,7 @@ def _run(
     if upstream_url is None:
         if not STUB_SCRIPT.exists():
             raise RuntimeError("no stub upstream outside a clone; pass --upstream-url")
-        port = free_port()
+        port = controlplane.free_port()
         stub = stack.spawn(
             "stub-upstream",
             [sys.executable, str(STUB_SCRIPT), "--port", str(port)],
@@ -448,7 +443,7 @@ def _run(
     if STUB_SCRIPT.exists():
         # A stand-in for the platform's shared LiteLLM, so toggling a tenant to Managed
         # shows calls leaving the tenant's provider for the shared path.
-        mport = free_port()
+        mport = controlplane.free_port()
         shared = stack.spawn(
             "shared-litellm",
             [sys.executable, str(STUB_SCRIPT), "--port", str(mport), "--allow-no-key"],

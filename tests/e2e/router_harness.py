@@ -12,19 +12,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
+from stubs.harness import StubServer
+
+from byollm_operator.controlplane import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-STUB_SCRIPT = ROOT / "tests" / "stubs" / "provider.py"
 ROUTER_BIN = Path(sys.executable).parent / "byollm-router"
 
 TOKEN = "router-token-for-tests-0123456789"
@@ -40,60 +39,6 @@ PROVIDER_KINDS = (
     "managed",
 )
 OPENAI_WIRE_KINDS = ("openai", "openrouter", "groq", "ollama", "custom", "managed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class StubServer:
-    """A running ``tests/stubs/provider.py`` process."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(STUB_SCRIPT), "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"stub did not start: {line!r}")
-        self.port = int(line.rsplit(":", 1)[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def requests(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = httpx.get(f"{self.url}/_stub/requests").json()["requests"]
-        return data
-
-    def clear(self) -> None:
-        httpx.delete(f"{self.url}/_stub/requests")
-
-    def wait_for(
-        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
-    ) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            log = self.requests()
-            if predicate(log) or time.monotonic() > deadline:
-                return log
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
 
 
 class RouterProcess:

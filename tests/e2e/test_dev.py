@@ -26,6 +26,7 @@ import pytest
 from kubernetes import client, config
 
 from byollm_operator.client import LLMConfigClient
+from byollm_operator.controlplane import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
@@ -200,11 +201,3 @@ def test_dev_with_a_local_upstream_server(tmp_path: Path) -> None:
     finally:
         stub.terminate()
         stub.wait(10)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

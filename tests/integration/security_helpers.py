@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from stubs.harness import StubServer
 
+from byollm_operator.controlplane import free_port
 from byollm_operator.kube import Kube, path
 
 ROOT = Path(__file__).resolve().parents[2]
-STUB_SCRIPT = ROOT / "tests" / "stubs" / "provider.py"
 
 
 def needles(secret: str, prefix_len: int = 8) -> list[bytes]:
@@ -69,54 +69,9 @@ class Corpus:
         return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class StubProvider:
-    """``tests/stubs/provider.py`` on 127.0.0.1 accepting one key, recording bodies."""
-
-    def __init__(self, api_key: str, log_path: Path) -> None:
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(STUB_SCRIPT),
-                "--port",
-                "0",
-                "--api-key",
-                api_key,
-                "--record-bodies",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"stub did not start: {line!r}")
-        self.port = int(line.rsplit(":", 1)[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def requests(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = httpx.get(f"{self.url}/_stub/requests").json()["requests"]
-        return data
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._log.close()
+def StubProvider(api_key: str, log_path: Path) -> StubServer:
+    """The stub accepting exactly ``api_key`` and recording bodies (to search for canaries)."""
+    return StubServer("--api-key", api_key, "--record-bodies", log_path=log_path)
 
 
 def env_from_deployment(kube: Kube, deployment: dict[str, Any]) -> dict[str, str]:
