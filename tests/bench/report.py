@@ -42,6 +42,12 @@ def _get(d: dict[str, Any], *keys: str) -> Any:
     return d
 
 
+def _added(v_us: float, ref_us: float) -> str:
+    """Added ms; a negative difference is a spike in the reference run, not a gain."""
+    d = (v_us - ref_us) / 1e3
+    return _f(d) if d >= 0 else "n/a (ref. spike)"
+
+
 def router_rows(r: dict[str, Any]) -> list[str]:
     out = [
         f"| upstream | target | req/s | {TIMES} direct | p50 ms (c=1) | p99 ms (c=1) "
@@ -70,7 +76,7 @@ def router_rows(r: dict[str, Any]) -> list[str]:
             ttft = _get(t, "ttft", "ttft_p50_ms")
             ratio = rps / d_rps if rps and d_rps else None
             added = (
-                f"{_f((p50 - d50) / 1e3)} / {_f((p99 - d99) / 1e3)}"
+                f"{_added(p50, d50)} / {_added(p99, d99)}"
                 if name != "direct" and None not in (p50, d50, p99, d99)
                 else DASH
             )
@@ -201,8 +207,10 @@ def plot_router(r: dict[str, Any], png: Path) -> None:
                 if fn is None:
                     d = _get(s["targets"].get("direct", {}), "c1", "p50_us")
                     v = _get(t, "c1", "p50_us")
-                    added = (v - d) / 1e3 if v is not None and d is not None else 0
-                    vals.append(max(added, 0.01))  # log scale: noise can make it <= 0
+                    if name == "direct" or v is None or d is None:
+                        vals.append(float("nan"))  # the reference itself: nothing added
+                    else:  # log scale: noise can make it <= 0
+                        vals.append(max((v - d) / 1e3, 0.01))
                 else:
                     vals.append(fn(t) or 0)
             xs = [j + i * width for j in range(len(scen))]
