@@ -13,19 +13,14 @@
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-from stubs.harness import StubServer
+from stubs.harness import RouterProcess, StubServer
 
-from byollm_operator.controlplane import free_port
 from byollm_operator.kube import Kube, path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,48 +108,6 @@ main(sys.argv[1:])
 """
 
 
-class Router:
-    """A ``byollm-router`` process with exactly ``env`` (plus PATH); logs to ``log_path``."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _ROUTER_WITH_CLUSTER_DNS,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env={"PATH": os.environ.get("PATH", ""), **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"router exited: {log_path.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).is_success:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"router not ready: {log_path.read_text()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+def Router(env: dict[str, str], log_path: Path) -> RouterProcess:
+    """A router with exactly ``env`` whose resolver answers ``*.svc`` with 127.0.0.1."""
+    return RouterProcess(env, log_path, command=[sys.executable, "-c", _ROUTER_WITH_CLUSTER_DNS])

@@ -1,20 +1,25 @@
-"""Start and drive the stub provider (``tests/stubs/provider.py``) as a real process.
+"""Start and drive the stub provider (``tests/stubs/provider.py``) and routers as processes.
 
 Shared by the router e2e tests, the operator/security integration tests and the benches.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
+
+from byollm_operator.controlplane import free_port
 
 STUB_SCRIPT = Path(__file__).resolve().with_name("provider.py")
+ROUTER_BIN = Path(sys.executable).parent / "byollm-router"
 
 
 class StubServer:
@@ -65,3 +70,71 @@ class StubServer:
             self.proc.stdout.close()
         if self._log is not None:
             self._log.close()
+
+
+class RouterProcess:
+    """A running ``byollm-router`` with exactly ``env`` (plus PATH); output to ``log_path``.
+
+    ``command`` replaces the console script (e.g. a wrapper that pins test DNS answers).
+    """
+
+    def __init__(
+        self, env: dict[str, str], log_path: Path, command: Sequence[str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.env = env
+        self.log_path = log_path
+        self.token = env.get("BYOLLM_ROUTER_TOKEN", "")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        self._openai: openai.OpenAI | None = None
+        full_env = {"PATH": os.environ.get("PATH", ""), **env}
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [*(command or [str(ROUTER_BIN)]), "--host", "127.0.0.1", "--port", str(self.port)],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"router exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"router did not become ready: {self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def openai(self) -> openai.OpenAI:
+        """A shared OpenAI SDK client for this router (no retries; closed on stop)."""
+        if self._openai is None:
+            self._openai = openai.OpenAI(base_url=self.base_url, api_key=self.token, max_retries=0)
+        return self._openai
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
+    def log_lines(self) -> list[str]:
+        return [line for line in self.log_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self._openai is not None:
+            self._openai.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
