@@ -447,6 +447,7 @@ class RouterApp:
                 self.cfg.model or "",
                 self._classify,
                 self.cfg.autoroute_timeout_s,
+                long_context_tokens=self.cfg.long_context_tokens,
             )
             body["model"] = decision.model
             changed = True

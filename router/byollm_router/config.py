@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from byollm_router import contract as c
 from byollm_router import guard
+from byollm_router.autoroute import DEFAULT_LONG_CONTEXT_TOKENS
 from byollm_router.contract import Mode, ProviderType, RoutingTable
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -60,6 +61,7 @@ class RouterConfig(BaseModel):
     connect_timeout_s: float
     max_request_bytes: int
     autoroute_timeout_s: float
+    long_context_tokens: int
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -230,5 +232,8 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         max_request_bytes=_positive_int(env, c.BYOLLM_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_BYTES),
         autoroute_timeout_s=_positive_float(
             env, c.BYOLLM_AUTOROUTE_TIMEOUT, DEFAULT_AUTOROUTE_TIMEOUT_S
+        ),
+        long_context_tokens=_positive_int(
+            env, c.BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS, DEFAULT_LONG_CONTEXT_TOKENS
         ),
     )

@@ -70,6 +70,8 @@ BYOLLM_UPSTREAM_TIMEOUT: Final = "BYOLLM_UPSTREAM_TIMEOUT"  # seconds between up
 BYOLLM_UPSTREAM_CONNECT_TIMEOUT: Final = "BYOLLM_UPSTREAM_CONNECT_TIMEOUT"  # seconds
 BYOLLM_MAX_REQUEST_BYTES: Final = "BYOLLM_MAX_REQUEST_BYTES"  # inbound body limit
 BYOLLM_AUTOROUTE_TIMEOUT: Final = "BYOLLM_AUTOROUTE_TIMEOUT"  # classifier call budget, s
+# Input above this many estimated tokens goes to the longContext model without a classifier call.
+BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS: Final = "BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS"
 
 # "The four BYO secret keys" of seed 000: reverting to Managed removes them (absent, not empty).
 BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)

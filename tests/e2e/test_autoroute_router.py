@@ -146,6 +146,16 @@ def test_long_input_goes_to_long_context_model_without_classifier(
     assert upstream(shared) == []
 
 
+def test_long_context_threshold_is_configurable(
+    byo: RouterFor, stubs: tuple[StubServer, StubServer]
+) -> None:
+    tenant, _ = stubs
+    text = "a short log line\n" * 40  # ~680 chars, ~170 tokens: under the default 32k
+    raw = chat(byo(TABLE, BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS="100"), user(text))
+    assert raw.headers["x-byollm-category"] == "longContext"
+    assert models(tenant) == ["stub-long"]  # the rule decided: no classifier call
+
+
 # --- the classifier path ------------------------------------------------------------
 
 
