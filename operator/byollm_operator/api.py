@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from byollm_router.contract import DEFAULT_BASE_URLS, Category, Mode, ProviderType
+from byollm_router.guard import CLUSTER_HOSTNAMES, LOOPBACK_HOSTNAMES, METADATA_HOSTNAMES
 
 GROUP: Final = "byollm.io"
 VERSION: Final = "v1alpha1"
@@ -46,7 +47,10 @@ _HOSTNAME_RE: Final = r"^([a-z0-9_]([-a-z0-9_]*[a-z0-9_])?[.])*[a-z]([-a-z0-9]*[
 MAX_URL_LENGTH: Final = 512
 # Hosts that may be reached over plain http: in-cluster Services (self-hosted models).
 IN_CLUSTER_SUFFIXES: Final = (".svc", ".svc.cluster.local")
-FORBIDDEN_HOSTNAMES: Final = ("localhost", "metadata", "metadata.google.internal")
+# Names the SSRF guard refuses whatever they resolve to (loopback and metadata aliases,
+# the cluster's own API server), each also with the DNS root's trailing dot.
+_GUARD_NAMES: Final = METADATA_HOSTNAMES | LOOPBACK_HOSTNAMES | CLUSTER_HOSTNAMES
+FORBIDDEN_HOSTNAMES: Final = tuple(sorted(_GUARD_NAMES | {n + "." for n in _GUARD_NAMES}))
 # Literal address ranges a baseURL may not name (besides loopback/link-local/unspecified/
 # multicast, which CEL's isGlobalUnicast already refuses).
 FORBIDDEN_CIDRS: Final = (
@@ -63,6 +67,8 @@ FORBIDDEN_CIDRS: Final = (
     "fc00::/7",  # unique-local (also AWS's IPv6 metadata fd00:ec2::254)
     "fe80::/10",
     "fec0::/10",
+    "::/96",  # IPv4-compatible IPv6 (deprecated): ::127.0.0.1
+    "2001::/32",  # Teredo embeds an IPv4 address
     "2002::/16",  # 6to4 can embed any IPv4 address
     "64:ff9b::/96",  # NAT64 likewise
 )
@@ -112,9 +118,9 @@ def _base_url_rules() -> list[Any]:
         _cel(
             f"!({parsed}) || isIP({h}) || "
             f"({lh}.matches('{_HOSTNAME_RE}') && !({lh} in [{names}]) && "
-            f"!{lh}.endsWith('.localhost'))",
-            f"{f}: host must be a DNS name or a plain IP address, not localhost, a metadata "
-            "name or a numeric/hex address spelling",
+            f"!{lh}.endsWith('.localhost') && !{lh}.endsWith('.localhost.'))",
+            f"{f}: host must be a DNS name or a plain IP address, not localhost, a metadata or "
+            "cluster API server name, or a numeric/hex address spelling",
         ),
     ]
 
@@ -628,7 +634,11 @@ def base_url_problem(url: str) -> str | None:
             )
         return None
     h = host.lower()
-    if not re.match(_HOSTNAME_RE, h) or h in FORBIDDEN_HOSTNAMES or h.endswith(".localhost"):
+    if (
+        not re.match(_HOSTNAME_RE, h)
+        or h in FORBIDDEN_HOSTNAMES
+        or h.rstrip(".").endswith(".localhost")
+    ):
         return "host must be a DNS name or a plain IP address"
     return None
 
