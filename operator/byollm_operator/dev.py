@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from byollm_operator import api, controlplane, rbac
 from byollm_operator.client import LLMConfigClient, LLMConfigError
+from byollm_operator.kube import manifest_path
 
 OPERATOR_NAMESPACE: Final = "byollm-system"
 EXAMPLE_NAME: Final = "demo"
@@ -77,35 +78,10 @@ def _wait_http(
 
 # --- a tiny JSON client over the admin ApiClient ----------------------------------------
 
-_PATHS: Final = {
-    ("v1", "Namespace"): "/api/v1/namespaces",
-    ("v1", "ServiceAccount"): "/api/v1/namespaces/{ns}/serviceaccounts",
-    ("v1", "Secret"): "/api/v1/namespaces/{ns}/secrets",
-    (
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRole",
-    ): "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): (
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
-    ),
-    (
-        "rbac.authorization.k8s.io/v1",
-        "Role",
-    ): "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): (
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
-    ),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-    ),
-}
-
 
 def apply(sdk: LLMConfigClient, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Server-side apply of one of the kinds above (field manager ``byollm-dev``)."""
-    meta = manifest["metadata"]
-    base = _PATHS[(manifest["apiVersion"], manifest["kind"])].format(ns=meta.get("namespace"))
-    return sdk._apply(f"{base}/{meta['name']}", manifest)
+    """Server-side apply of an installed object (field manager ``byollm-dev``)."""
+    return sdk._apply(manifest_path(manifest), manifest)
 
 
 # --- the local pod runner ---------------------------------------------------------------

@@ -26,6 +26,14 @@ _PLURALS: Final = {
     ("apps/v1", "Deployment"): "deployments",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     ("byollm.io/v1alpha1", "LLMConfig"): "llmconfigs",
+    # installed by tests, benchmarks and `byollm dev` (the operator itself never writes these)
+    ("v1", "Namespace"): "namespaces",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "clusterroles",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "clusterrolebindings",
+    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): "customresourcedefinitions",
 }
 
 
@@ -38,11 +46,19 @@ class KubeError(Exception):
         self.reason = reason
 
 
-def path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
-    """REST path of a namespaced object (or its collection when name is None)."""
+def path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    """REST path of an object (or its collection when name is None); cluster-scoped when
+    namespace is None."""
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    p = f"{base}/namespaces/{namespace}/{_PLURALS[(api_version, kind)]}"
+    ns = f"/namespaces/{namespace}" if namespace else ""
+    p = f"{base}{ns}/{_PLURALS[(api_version, kind)]}"
     return f"{p}/{name}" if name else p
+
+
+def manifest_path(manifest: dict[str, Any]) -> str:
+    """REST path of the object a manifest describes."""
+    meta = manifest["metadata"]
+    return path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"])
 
 
 class Kube:
@@ -108,15 +124,20 @@ class Kube:
                 return None
             raise
 
-    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        """Server-side apply with our one field manager, forcing ownership."""
-        meta = manifest["metadata"]
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+    def apply(
+        self,
+        manifest: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        field_manager: str = FIELD_MANAGER,
+    ) -> dict[str, Any]:
+        """Server-side apply (the operator's one field manager by default), forcing ownership."""
+        query = [("fieldManager", field_manager), ("force", "true")]
         if dry_run:
             query.append(("dryRun", "All"))
         return self.request(
             "PATCH",
-            path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]),
+            manifest_path(manifest),
             body=manifest,
             query=query,
             content_type="application/apply-patch+yaml",

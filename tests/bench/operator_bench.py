@@ -206,31 +206,13 @@ def _install(kube: Kube) -> None:
         manifest,
         *rbac.manifests(namespace=OPERATOR_NS, subject=subject),
     ]
-    plurals = {
-        "ClusterRole": "clusterroles",
-        "ClusterRoleBinding": "clusterrolebindings",
-        "Role": "roles",
-        "RoleBinding": "rolebindings",
-        "CustomResourceDefinition": "customresourcedefinitions",
-        "Namespace": "namespaces",
-        "ServiceAccount": "serviceaccounts",
-    }
     for doc in docs:
-        meta = doc["metadata"]
-        base = "/api/v1" if doc["apiVersion"] == "v1" else f"/apis/{doc['apiVersion']}"
-        ns = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
-        kube.request(
-            "PATCH",
-            f"{base}{ns}/{plurals[doc['kind']]}/{meta['name']}",
-            body=doc,
-            query=[("fieldManager", "byollm-bench"), ("force", "true")],
-            content_type="application/apply-patch+yaml",
-        )
+        kube.apply(doc, field_manager="byollm-bench")
     crd = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}"
 
     def served() -> bool:
         got = kube.get(crd) or {}
-        conds = got.get("status", {}).get("conditions", [])
+        conds = (got.get("status") or {}).get("conditions") or []
         if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
             return False
         try:

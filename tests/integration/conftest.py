@@ -35,30 +35,7 @@ def kube(k8s_api: Any) -> Kube:
 
 def _apply_all(kube: Kube, docs: list[dict[str, Any]]) -> None:
     for doc in docs:
-        meta = doc["metadata"]
-        if doc["apiVersion"].startswith("rbac.") or doc["kind"] in (
-            "CustomResourceDefinition",
-            "Namespace",
-            "ServiceAccount",
-        ):
-            plural = {
-                "ClusterRole": "clusterroles",
-                "ClusterRoleBinding": "clusterrolebindings",
-                "Role": "roles",
-                "RoleBinding": "rolebindings",
-                "CustomResourceDefinition": "customresourcedefinitions",
-                "Namespace": "namespaces",
-                "ServiceAccount": "serviceaccounts",
-            }[doc["kind"]]
-            base = "/api/v1" if doc["apiVersion"] == "v1" else f"/apis/{doc['apiVersion']}"
-            ns = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
-            kube.request(
-                "PATCH",
-                f"{base}{ns}/{plural}/{meta['name']}",
-                body=doc,
-                query=[("fieldManager", "byollm-tests"), ("force", "true")],
-                content_type="application/apply-patch+yaml",
-            )
+        kube.apply(doc, field_manager="byollm-tests")
 
 
 @pytest.fixture(scope="session")
