@@ -215,6 +215,21 @@ def _anthropic_event(name: str, obj: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
 
 
+def _openai_bad_json() -> Reply:
+    """OpenAI's answer to a body that is not JSON."""
+    return Reply(
+        400,
+        {
+            "error": {
+                "message": "We could not parse the JSON body of your request.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        },
+    )
+
+
 def _failure_status(model: str) -> int | None:
     if model == "stub-404":
         return 404
@@ -549,17 +564,7 @@ class StubProvider:
             return auth
         body = self._body(req, entry)
         if body is None:
-            return Reply(
-                400,
-                {
-                    "error": {
-                        "message": "We could not parse the JSON body of your request.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            return _openai_bad_json()
         model = str(entry.get("deployment") or body.get("model") or "")
         if not model:
             return Reply(
@@ -702,17 +707,7 @@ class StubProvider:
             return auth
         body = self._body(req, entry)
         if body is None:
-            return Reply(
-                400,
-                {
-                    "error": {
-                        "message": "We could not parse the JSON body of your request.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            return _openai_bad_json()
         model = str(entry.get("deployment") or body.get("model") or "")
         injected = self._injected(
             model, self._openai_error if provider == "openai" else self._azure_error

@@ -8,7 +8,6 @@ private, CGNAT, link-local or metadata address from this file.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -17,10 +16,7 @@ from pathlib import Path
 import httpcore
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from stubs.tls import self_signed
 
 from byollm_router.guard import Allowlist, GuardedTransport, GuardError, build_transport
 
@@ -181,37 +177,9 @@ async def test_dns_rebinding_cannot_switch_the_address(tmp_path: Path) -> None:
         assert stub.connections == 1
 
 
-def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / f"{name}.crt", tmp / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 async def _tls_server(tmp: Path, name: str, stub: Stub) -> tuple[asyncio.Server, ssl.SSLContext]:
     """An https stub on 127.0.0.1 with a self-signed certificate for ``name``."""
-    cert, key = _self_signed(tmp, name)
+    cert, key = self_signed(tmp, name)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     server_ctx.sni_callback = lambda _sock, sni, _ctx: stub.sni.append(sni)
