@@ -218,13 +218,8 @@ class PodRunner:
 
     @staticmethod
     def _stop(pod: LocalPod) -> None:
-        if pod.proc is not None and pod.proc.poll() is None:
-            pod.proc.terminate()
-            try:
-                pod.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pod.proc.kill()
-                pod.proc.wait()
+        if pod.proc is not None:
+            controlplane.stop_process(pod.proc)
 
     def _write_state(self) -> None:
         with self.changed:

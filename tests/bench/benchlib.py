@@ -20,16 +20,11 @@ from typing import IO, Any
 
 import psutil
 
+from byollm_operator.controlplane import free_port as free_port  # re-exported for the scripts
+from byollm_operator.controlplane import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "build" / "bench"  # build/ is gitignored
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -86,13 +81,8 @@ class Service:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -22,7 +22,7 @@ import yaml
 from operator_helpers import OPERATOR_NS, OperatorProcess, wait_for
 
 from byollm_operator import api, rbac
-from byollm_operator.controlplane import free_port
+from byollm_operator.controlplane import free_port, stop_process
 from byollm_operator.kube import Kube
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,6 +119,5 @@ def stub_provider(control_plane: Any) -> Iterator[dict[str, Any]]:
     try:
         yield {"port": port, "key": key}
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
         logf.close()

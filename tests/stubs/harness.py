@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import openai
 
-from byollm_operator.controlplane import free_port
+from byollm_operator.controlplane import free_port, stop_process
 
 STUB_SCRIPT = Path(__file__).resolve().with_name("provider.py")
 ROUTER_BIN = Path(sys.executable).parent / "byollm-router"
@@ -59,13 +59,7 @@ class StubServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=5)
         if self.proc.stdout:
             self.proc.stdout.close()
         if self._log is not None:
@@ -130,11 +124,5 @@ class RouterProcess:
     def stop(self) -> None:
         if self._openai is not None:
             self._openai.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
