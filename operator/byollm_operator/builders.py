@@ -40,6 +40,11 @@ DEFAULT_RESOURCES: Final = {
     "limits": {"memory": "256Mi"},
 }
 RUN_AS_USER: Final = 65532
+# A terminating router pod keeps serving this long before SIGTERM, while kube-proxy (and
+# every other node's Service rules) stop sending it new connections; then uvicorn drains
+# in-flight requests (up to 10 s), well within the grace period.
+PRE_STOP_SLEEP_SECONDS: Final = 5
+TERMINATION_GRACE_SECONDS: Final = 30
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,7 @@ def deployment(
         ],
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "http"},
-            "periodSeconds": 5,
+            "periodSeconds": 2,
             "failureThreshold": 3,
         },
         "livenessProbe": {
@@ -218,6 +223,7 @@ def deployment(
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
         "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -246,6 +252,7 @@ def deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "enableServiceLinks": False,  # no injected *_SERVICE_HOST of LiteLLM etc.
                     "securityContext": {
                         "runAsNonRoot": True,
@@ -297,7 +304,8 @@ def network_policy(owner: Owner, spec: LLMConfigSpec, settings: Settings) -> dic
     """Ingress only from spec.access.podSelector; egress by serving mode.
 
     BYO: DNS, then the internet except private, CGNAT and link-local ranges (so neither the
-    platform namespace nor the metadata service). Managed: the shared LiteLLM only.
+    platform namespace nor the metadata service), plus the namespaces of in-cluster
+    self-hosted models (``upstream_namespaces``). Managed: the shared LiteLLM only.
     """
     selector_obj = spec.access.pod_selector.model_dump(exclude_none=True, by_alias=True)
     ingress = [
@@ -316,6 +324,24 @@ def network_policy(owner: Owner, spec: LLMConfigSpec, settings: Settings) -> dic
                 ]
             },
         ]
+        if settings.upstream_namespaces:
+            egress.append(
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [
+                                    {
+                                        "key": "kubernetes.io/metadata.name",
+                                        "operator": "In",
+                                        "values": sorted(settings.upstream_namespaces),
+                                    }
+                                ]
+                            }
+                        }
+                    ]
+                }
+            )
     else:
         peer: dict[str, Any]
         if settings.managed_cidr:

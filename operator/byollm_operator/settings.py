@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="Comma-separated hosts/CIDRs the SSRF guard admits (in-cluster "
         "self-hosted models); passed to routers and used by the credentials probe.",
     )
+    upstream_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces of in-cluster self-hosted models (Ollama, vLLM, TGI) that BYO "
+        "routers may reach: their pod addresses are private, so the NetworkPolicy needs them "
+        "named (pair with upstream_allowlist for the SSRF guard). JSON list.",
+    )
     egress_except_cidrs: list[str] = Field(
         default_factory=lambda: [
             "10.0.0.0/8",

@@ -4,9 +4,9 @@
     python tests/stubs/provider.py --port N [--latency-ms X] [--chunks K] [--chunk-delay-ms D]
                                    [--api-key KEY] [--record-bodies] [--log-limit N]
 
-Loopback only. A tiny HTTP/1.1 server on asyncio streams (keep-alive, chunked responses,
-real connection resets), standard library only (uses uvloop/orjson when installed), so it
-starts in ~50 ms and adds little to benchmark baselines.
+Loopback by default (``--host`` for a pod). A tiny HTTP/1.1 server on asyncio streams
+(keep-alive, chunked responses, real connection resets), standard library only (uses
+uvloop/orjson when installed), so it starts in ~50 ms and adds little to benchmark baselines.
 
 Wire formats, each with its own auth check and error body shape:
 
@@ -129,6 +129,8 @@ class Settings:
     record_bodies: bool = False
     allow_no_key: bool = False  # like a LiteLLM without a master key (byollm dev's "shared")
     log_limit: int = 100_000  # newest entries kept (long benchmarks must not grow memory)
+    name: str = "stub"  # reported as system_fingerprint "fp_<name>": which upstream answered
+    default_model: str = ""  # like a LiteLLM with a default model: model-less requests use it
 
 
 @dataclass
@@ -565,7 +567,7 @@ class StubProvider:
         body = self._body(req, entry)
         if body is None:
             return _openai_bad_json()
-        model = str(entry.get("deployment") or body.get("model") or "")
+        model = str(entry.get("deployment") or body.get("model") or self.s.default_model)
         if not model:
             return Reply(
                 400,
@@ -641,7 +643,7 @@ class StubProvider:
                     "model": model,
                     "choices": [choice],
                     "usage": usage,
-                    "system_fingerprint": "fp_stub",
+                    "system_fingerprint": f"fp_{self.s.name}",
                 }
             )
 
@@ -652,6 +654,7 @@ class StubProvider:
                     "object": "chat.completion.chunk",
                     "created": created,
                     "model": model,
+                    "system_fingerprint": f"fp_{self.s.name}",
                     "choices": [
                         {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
                     ],
@@ -1039,11 +1042,11 @@ class StubProvider:
         )
 
 
-async def serve(port: int, settings: Settings) -> None:
+async def serve(port: int, settings: Settings, host: str = "127.0.0.1") -> None:
     stub = StubProvider(settings)
-    server = await asyncio.start_server(stub.handle, "127.0.0.1", port, limit=1 << 20, backlog=1024)
+    server = await asyncio.start_server(stub.handle, host, port, limit=1 << 20, backlog=1024)
     bound = server.sockets[0].getsockname()[1]
-    print(f"stub provider listening on 127.0.0.1:{bound}", flush=True)
+    print(f"stub provider listening on {host}:{bound}", flush=True)
     async with server:
         await server.serve_forever()
 
@@ -1051,6 +1054,11 @@ async def serve(port: int, settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="listen address (a pod's: 0.0.0.0 in its netns)"
+    )
+    parser.add_argument("--name", default="stub", help="system_fingerprint is fp_<name>")
+    parser.add_argument("--default-model", default="", help="model of model-less requests")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before answering")
     parser.add_argument("--chunks", type=int, default=3, help="content pieces per stream")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between chunks")
@@ -1071,6 +1079,8 @@ def main(argv: list[str] | None = None) -> None:
         record_bodies=args.record_bodies,
         log_limit=args.log_limit,
         allow_no_key=args.allow_no_key,
+        name=args.name,
+        default_model=args.default_model,
     )
     try:
         import uvloop
@@ -1079,7 +1089,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # pragma: no cover
         runner = asyncio.run
     with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(args.port, settings))
+        runner(serve(args.port, settings, args.host))
 
 
 if __name__ == "__main__":
