@@ -47,7 +47,9 @@ if ! have_image "$base"; then
   start=$(date +%s)
   say "making the Python base from Debian $SUITE packages (first run only, ~1 min)..."
   tmp=$(mktemp -d)
+  # merged-usr hook: /usr merged without the usrmerge package (which pulls in all of perl).
   mmdebstrap --variant=essential --include="$BASE_PACKAGES" \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --aptopt='Acquire::Check-Valid-Until "false"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \

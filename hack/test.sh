@@ -3,7 +3,8 @@
 #   hack/test.sh [pytest args...]
 # Lint and types first (fast), then the control plane build (first run only; cached in
 # ~/.cache/byollm), then the whole pytest suite (unit, integration on the real control
-# plane, e2e over real sockets, benchmark harness in short mode).
+# plane, e2e over real sockets, benchmark harness in short mode, and as root the realnode
+# tests: router pods from their images on a real kubelet).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 hack/setup.sh
@@ -14,4 +15,10 @@ hack/setup.sh
 # with one loud line, and the unit tests still run.
 hack/controlplane/build.sh >/dev/null || echo "!!! control plane build failed: cluster tests will be skipped" >&2
 hack/tools.sh >/dev/null || echo "!!! helm/kubeconform build failed: chart tests will be skipped" >&2
+# The real node's parts and our images (root only: the realnode tests need root). Built up
+# front for the same reason; cached, so a second run builds nothing.
+if [[ $(id -u) -eq 0 ]]; then
+  hack/node/build.sh >/dev/null || echo "!!! real node parts build failed: realnode tests will be skipped" >&2
+  hack/images.sh >&2 || echo "!!! image build failed: realnode tests will be skipped" >&2
+fi
 exec .venv/bin/pytest "$@"
