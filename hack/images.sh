@@ -41,27 +41,32 @@ BUILDAH=(buildah --root "$root/storage" --runroot "$root/run" --storage-driver v
 have_image() { "${BUILDAH[@]}" inspect --type image "$1" >/dev/null 2>&1; }
 
 # --- 1. the Python base: Debian's python3, nothing else ------------------------------------
-base_key=$(printf '%s %s\n' "$SUITE" "$BASE_PACKAGES" | cat - "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)
+# merged-usr hook: /usr merged without the usrmerge package (which pulls in all of perl).
+MMDEBSTRAP_OPTS=(
+  --variant=essential --include="$BASE_PACKAGES"
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+  --aptopt='Acquire::Check-Valid-Until "false"'
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*'
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*'
+  --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*'
+)
+base_key=$(printf '%s\n' "$SUITE" "${MMDEBSTRAP_OPTS[@]}" | sha256sum | cut -c1-12)
 base=localhost/byollm-python:$base_key
 if ! have_image "$base"; then
   start=$(date +%s)
-  say "making the Python base from Debian $SUITE packages (first run only, ~1 min)..."
+  say "making the Python base from Debian $SUITE packages (first run only, ~1-2 min)..."
   tmp=$(mktemp -d)
-  # merged-usr hook: /usr merged without the usrmerge package (which pulls in all of perl).
-  mmdebstrap --variant=essential --include="$BASE_PACKAGES" \
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-    --aptopt='Acquire::Check-Valid-Until "false"' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*' \
-    "$SUITE" "$tmp/base.tar" "http://deb.debian.org/debian" >&2
+  mmdebstrap "${MMDEBSTRAP_OPTS[@]}" "$SUITE" "$tmp/base.tar" "http://deb.debian.org/debian" >&2
   ctr=$("${BUILDAH[@]}" from scratch)
   "${BUILDAH[@]}" add "$ctr" "$tmp/base.tar" / >&2
   "${BUILDAH[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --env LANG=C.UTF-8 --cmd python3 "$ctr" >&2
   "${BUILDAH[@]}" commit --rm "$ctr" "$base" >&2
   rm -rf "$tmp"
+  for old in $("${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '/byollm-python:' | grep -v ":$base_key$"); do
+    "${BUILDAH[@]}" rmi "$old" >/dev/null 2>&1 || true
+  done
   say "base $base made in $(( $(date +%s) - start ))s"
 fi
 
@@ -69,7 +74,15 @@ fi
 # (A fresh rootfs lacks this machine's trust store, so pip inside the build runs offline.)
 if [[ -f router/pyproject.toml ]]; then targets=(./router ./operator); pyprojects=(router/pyproject.toml operator/pyproject.toml)
 else targets=(".[router,operator]"); pyprojects=(pyproject.toml); fi
-wheels_key=$(hash_files "${pyprojects[@]}")
+# Keyed by the declared dependencies only (not the rest of pyproject.toml).
+wheels_key=$(python3 - "${pyprojects[@]}" <<'PY' | sha256sum | cut -c1-12
+import json, sys, tomllib
+for f in sys.argv[1:]:
+    d = tomllib.load(open(f, "rb"))
+    p = d.get("project", {})
+    print(json.dumps([d.get("build-system"), p.get("dependencies"), p.get("optional-dependencies")], sort_keys=True))
+PY
+)
 wheels=$root/wheels-$wheels_key
 if [[ ! -f $wheels/.complete ]]; then
   start=$(date +%s)

@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -527,6 +528,10 @@ class RealNode:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
+        # Pods reach the API server (127.0.0.1) through the ``kubernetes`` Service: kube-proxy
+        # DNATs 10.96.0.1 to the loopback endpoint, which needs route_localnet on the bridge.
+        # Safe with the raw guard: nothing from the bridge reaches 127/8 except via a Service.
+        Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet").write_text("1")
         _run("ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP)
         # The bridge plugin turns ip_forward on. Two guards: in raw PREROUTING (the first
         # hook, where kube-proxy and kube-router put nothing, so no ACCEPT of theirs comes
@@ -880,6 +885,50 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         )
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m byollm_operator.realnode``: a control plane and a real node on this
+    machine, until Ctrl-C; prints the kubeconfig and the images to use."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if os.geteuid() != 0:
+        print("realnode: needs root (containerd, kubelet, iptables)", file=sys.stderr)
+        return 2
+    try:
+        parts = ensure_parts(progress=sys.stderr)
+        cp = controlplane.start(nodes=0, progress=sys.stderr)
+    except (RealNodeUnavailable, controlplane.ControlPlaneUnavailable) as exc:
+        print(f"realnode: {exc}", file=sys.stderr)
+        return 1
+    try:
+        node = start(cp, cp.log_dir / "node", progress=sys.stderr, parts=parts)
+    except BaseException:
+        cp.stop()
+        raise
+    try:
+        print(
+            f"real node {NODE_NAME} Ready in {node.startup_seconds:.1f}s\n"
+            f"  export KUBECONFIG={cp.kubeconfig}\n"
+            f"  router image:   {node.image('router')}\n"
+            f"  operator image: {node.image('operator')}\n"
+            f"  helm install byollm charts/byollm -n byollm-system --create-namespace \\\n"
+            f"    --set image.repository={node.image('operator').rsplit(':', 1)[0]} "
+            f"--set image.tag={node.image('operator').rsplit(':', 1)[1]} "
+            f"--set image.pullPolicy=Never \\\n"
+            f"    --set router.image.repository={node.image('router').rsplit(':', 1)[0]} "
+            f"--set router.image.tag={node.image('router').rsplit(':', 1)[1]} "
+            f"--set router.image.pullPolicy=Never\n"
+            f"  logs: {node.log_dir}; Ctrl-C stops and removes everything",
+            flush=True,
+        )
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+        cp.stop()
+    return 0
+
+
 def _acquire_lock() -> IO[str]:
     LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
     f = open(LOCK_FILE, "w")  # noqa: SIM115 - held for the node's life
@@ -919,6 +968,9 @@ def running(cp: ControlPlane, log_dir: Path) -> Iterator[RealNode]:
     finally:
         node.stop()
 
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 __all__ = [
     "RealNode",
