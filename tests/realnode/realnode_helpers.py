@@ -21,6 +21,20 @@ PROVIDER_NS = "llm-provider"
 PLATFORM_NS = "byollm-system"
 STUB_KEYS = {"stub-a": "sk-stub-a-0123456789", "stub-b": "sk-stub-b-0123456789"}
 REPORT: list[str] = []
+# The official openai SDK, plain and streaming, from inside a pod's netns; prints JSON.
+CHAT = """
+    import json, openai
+    client = openai.OpenAI(base_url={url!r}, api_key={token!r}, max_retries=0, timeout=30)
+    plain = client.chat.completions.create(
+        model="", messages=[{{"role": "user", "content": "hello pod"}}])
+    chunks = list(client.chat.completions.create(
+        model="", messages=[{{"role": "user", "content": "stream please"}}], stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    print(json.dumps({{
+        "plain": plain.choices[0].message.content, "model": plain.model,
+        "fp": plain.system_fingerprint, "stream": text, "chunks": len(chunks),
+        "stream_fp": chunks[-1].system_fingerprint}}))
+"""
 
 
 def report(line: str) -> None:

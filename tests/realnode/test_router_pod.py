@@ -12,20 +12,6 @@ from operator_helpers import create_llmc, wait_ready
 
 from byollm_operator.kube import path
 
-CHAT = """
-    import json, openai
-    client = openai.OpenAI(base_url={url!r}, api_key={token!r}, max_retries=0, timeout=30)
-    plain = client.chat.completions.create(
-        model="", messages=[{{"role": "user", "content": "hello pod"}}])
-    chunks = list(client.chat.completions.create(
-        model="", messages=[{{"role": "user", "content": "stream please"}}], stream=True))
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    print(json.dumps({{
-        "plain": plain.choices[0].message.content, "model": plain.model,
-        "fp": plain.system_fingerprint, "stream": text, "chunks": len(chunks),
-        "stream_fp": chunks[-1].system_fingerprint}}))
-"""
-
 
 def test_router_pod_ready_and_chat_through_service(platform) -> None:
     """LLMConfig -> router pod Ready from its image; the openai SDK in a client pod of the
@@ -45,7 +31,7 @@ def test_router_pod_ready_and_chat_through_service(platform) -> None:
 
     client_pid = platform.client_pod(ns)
     proc = h.in_netns(
-        client_pid, CHAT.format(url=platform.router_url(ns), token=platform.token(ns))
+        client_pid, h.CHAT.format(url=platform.router_url(ns), token=platform.token(ns))
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
