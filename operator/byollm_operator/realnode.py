@@ -345,6 +345,32 @@ def _iptables_cleanup() -> None:
                 _quiet(cmd, "-w", "-t", table, "-X", chain)
 
 
+def _nft_tables() -> set[str]:
+    if shutil.which("nft") is None:
+        return set()
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False)
+    return {line.removeprefix("table ").strip() for line in out.stdout.splitlines() if line}
+
+
+def _nft_table_cleanup(before: list[str] | None) -> None:
+    """Delete the (now empty) iptables-nft tables that did not exist before the node."""
+    if before is None:
+        return
+    for table in sorted(_nft_tables() - set(before)):
+        family, _, name = table.partition(" ")
+        cmd = {"ip": "iptables", "ip6": "ip6tables"}.get(family)
+        if cmd is None or shutil.which(cmd) is None:
+            continue
+        rules = subprocess.run(
+            [cmd, "-w", "-t", name, "-S"], capture_output=True, text=True, check=False
+        )
+        lines = rules.stdout.splitlines()
+        if rules.returncode == 0 and all(
+            line.endswith(" ACCEPT") and line.startswith("-P ") for line in lines
+        ):
+            _quiet("nft", "delete", "table", family, name)
+
+
 def _ipset_cleanup() -> None:
     if shutil.which("ipset") is None:
         return
@@ -383,6 +409,7 @@ def cleanup_leftovers() -> None:
             continue
         subprocess.run(["umount", "-l", mnt], capture_output=True, check=False)
     _iptables_cleanup()
+    _nft_table_cleanup(record.get("nft_tables"))
     _ipset_cleanup()
     _quiet("ip", "route", "del", SERVICE_CIDR, "dev", BRIDGE)
     _quiet("ip", "link", "del", BRIDGE)
@@ -433,8 +460,17 @@ class RealNode:
 
     def ctr(self, *args: str, timeout: float = 120) -> str:
         proc = _run(
-            "ctr", "--address", str(self.socket), "-n", CONTAINERD_NS, *args, timeout=timeout
+            "ctr",
+            "--address",
+            str(self.socket),
+            "-n",
+            CONTAINERD_NS,
+            *args,
+            timeout=timeout,
+            check=False,
         )
+        if proc.returncode != 0:
+            raise RuntimeError(f"ctr {' '.join(args)}: {proc.stderr.strip()[-1000:]}")
         return proc.stdout
 
     def _save_record(self) -> None:
@@ -501,6 +537,7 @@ class RealNode:
         self._record = {
             "containerd_socket": str(self.socket),
             "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+            "nft_tables": sorted(_nft_tables()),
             "pids": [],
         }
         self._save_record()
