@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -328,7 +329,7 @@ def _iptables_cleanup() -> None:
             ours = set()
             jumps = []
             for line in proc.stdout.splitlines():
-                parts = line.split()
+                parts = shlex.split(line)
                 if parts[:1] == ["-N"] and parts[1].startswith(_CHAIN_PREFIXES):
                     ours.add(parts[1])
                 elif parts[:1] == ["-A"]:

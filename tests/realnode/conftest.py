@@ -18,7 +18,9 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +70,14 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[realnode.Rea
         parts = realnode.ensure_parts(progress=sys.__stderr__)
     except realnode.RealNodeUnavailable as exc:
         _skip(str(exc))
+    # Not under pytest's basetemp: concurrent pytest runs on the machine rotate that away,
+    # and these logs are what a failed test points at. The previous run's are removed.
+    logs_root = Path(tempfile.gettempdir()) / "byollm-realnode-logs"
+    shutil.rmtree(logs_root, ignore_errors=True)
+    logs_root.mkdir(parents=True)
     try:
         cp = controlplane.start(
-            state_dir=tmp_path_factory.mktemp("rn-controlplane"), nodes=0, progress=sys.__stderr__
+            state_dir=logs_root / "controlplane", nodes=0, progress=sys.__stderr__
         )
     except controlplane.ControlPlaneUnavailable as exc:
         _skip(f"control plane: {exc}")
