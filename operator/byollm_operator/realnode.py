@@ -62,6 +62,36 @@ NODE_IP = "10.250.0.1"
 SERVICE_CIDR = "10.96.0.0/16"  # the control plane's --service-cluster-ip-range
 DNS_IP = "10.96.0.10"
 GUARD_CHAIN = "BYOLLM-GUARD"
+API_NODE_PORT = 6443  # the API server, forwarded onto the node address for pods
+# A TCP forwarder (argv: listen address, listen port, loopback port of the API server).
+_FORWARDER = """
+import asyncio, sys
+
+async def pipe(r, w):
+    try:
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+    except OSError:
+        pass
+    finally:
+        w.close()
+
+async def handle(r, w):
+    try:
+        ur, uw = await asyncio.open_connection("127.0.0.1", int(sys.argv[3]))
+    except OSError:
+        w.close()
+        return
+    await asyncio.gather(pipe(r, uw), pipe(ur, w))
+
+async def main():
+    server = await asyncio.start_server(handle, sys.argv[1], int(sys.argv[2]))
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
 CGROUP_ROOT = "byollm-realnode"
 CONTAINERD_NS = "k8s.io"
 APT_PACKAGES = (
@@ -504,7 +534,8 @@ class RealNode:
     def stop(self) -> None:
         """Stop every component and remove everything the node set up."""
         # Pods first: stop the kubelet (it would restart them), then their processes.
-        for name in ("kubelet", "kube-router", "kube-proxy"):
+        order = ["kubelet", *(n for n in reversed(self._procs) if n != "kubelet")]
+        for name in order:
             proc = self._procs.get(name)
             if proc is not None and proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -557,6 +588,7 @@ class RealNode:
         self.timings["kubelet -> node Ready"] = time.monotonic() - t
         t = time.monotonic()
         self._kube_proxy()
+        self._api_for_pods()
         self._kube_router()
         self._coredns()
         self.timings["kube-proxy, kube-router, CoreDNS Ready"] = time.monotonic() - t
@@ -566,10 +598,6 @@ class RealNode:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
-        # Pods reach the API server (127.0.0.1) through the ``kubernetes`` Service: kube-proxy
-        # DNATs 10.96.0.1 to the loopback endpoint, which needs route_localnet on the bridge.
-        # Safe with the raw guard: nothing from the bridge reaches 127/8 except via a Service.
-        Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet").write_text("1")
         _run("ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP)
         # The bridge plugin turns ip_forward on. Two guards: in raw PREROUTING (the first
         # hook, where kube-proxy and kube-router put nothing, so no ACCEPT of theirs comes
@@ -770,11 +798,46 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         path.write_text(json.dumps(cfg, indent=1))
         self._spawn("kube-proxy", [str(self.parts.bins["kube-proxy"]), f"--config={path}", "--v=1"])
 
-        def synced() -> bool:
+        def synced() -> bool:  # the first full sync writes the NodePorts rule last
             out = _run("iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES", check=False).stdout
-            return "default/kubernetes" in out
+            return "KUBE-NODEPORTS" in out
 
         _wait("kube-proxy (service rules)", synced, 60, self.check_alive)
+
+    def _api_for_pods(self) -> None:
+        """Pods reach the API server (which listens on 127.0.0.1) as in any cluster: through
+        the ``kubernetes`` Service (10.96.0.1:443, in its certificate), whose endpoint is a
+        TCP forwarder on the node address to the loopback listener."""
+        api_port = int(self.cp.server.rsplit(":", 1)[1])
+        self._spawn(
+            "api-forwarder",
+            [sys.executable, "-c", _FORWARDER, NODE_IP, str(API_NODE_PORT), str(api_port)],
+        )
+        self.cp.request(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            "POST",
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "kubernetes-node",
+                    "namespace": "default",
+                    "labels": {
+                        "kubernetes.io/service-name": "kubernetes",
+                        "endpointslice.kubernetes.io/managed-by": "byollm-realnode",
+                    },
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": API_NODE_PORT, "protocol": "TCP"}],
+            },
+        )
+
+        def routed() -> bool:
+            out = _run("iptables", "-w", "-t", "nat", "-S", check=False).stdout
+            return f"{NODE_IP}:{API_NODE_PORT}" in out
+
+        _wait("kubernetes Service routed to the API server", routed, 60, self.check_alive)
 
     def _kube_router(self) -> None:
         self._spawn(
