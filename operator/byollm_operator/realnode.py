@@ -606,6 +606,7 @@ class RealNode:
         # stay on the bridge (kube-router later moves its own jump above it).
         _run("iptables", "-w", "-t", "raw", "-N", GUARD_CHAIN)
         for rule in (
+            ["-i", "lo", "-j", "RETURN"],  # the host's own traffic to its bridge address
             ["-i", BRIDGE, "-d", POD_CIDR, "-j", "RETURN"],
             ["-i", BRIDGE, "-d", SERVICE_CIDR, "-j", "RETURN"],
             ["-i", BRIDGE, "-j", "DROP"],
