@@ -29,6 +29,7 @@ _PLURALS: Final = {
     # installed by tests, benchmarks and `byollm dev` (the operator itself never writes these)
     ("v1", "Namespace"): "namespaces",
     ("v1", "ServiceAccount"): "serviceaccounts",
+    ("v1", "Pod"): "pods",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "clusterroles",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "clusterrolebindings",
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
