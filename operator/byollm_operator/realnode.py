@@ -867,17 +867,55 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         _wait("kube-router (firewall chains)", synced, 60, self.check_alive)
 
     def _coredns(self) -> None:
-        """CoreDNS as a hostNetwork pod on the node address, answering cluster names only."""
+        """CoreDNS as a pod of the pod network (so NetworkPolicies' DNS rules select it),
+        reading the API through the kubernetes Service; it answers cluster names only."""
         corefile = (
-            f".:53 {{\n  bind {NODE_IP}\n  errors\n"
+            ".:53 {\n  errors\n  ready :8181\n"
             "  kubernetes cluster.local in-addr.arpa ip6.arpa {\n"
-            "    kubeconfig /etc/coredns/kubeconfig\n    fallthrough in-addr.arpa ip6.arpa\n  }\n"
+            "    fallthrough in-addr.arpa ip6.arpa\n  }\n"
             "  cache 5\n}\n"
         )
-        kubeconfig = STATE_DIR / "coredns.kubeconfig"
-        shutil.copy(self.cp.kubeconfig, kubeconfig)
         ns = "kube-system"
+        rbac_api = "/apis/rbac.authorization.k8s.io/v1"
         docs: list[tuple[str, dict[str, Any]]] = [
+            (
+                f"/api/v1/namespaces/{ns}/serviceaccounts",
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns"}},
+            ),
+            (
+                f"{rbac_api}/clusterroles",
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRole",
+                    "metadata": {"name": "byollm-realnode:coredns"},
+                    "rules": [
+                        {
+                            "apiGroups": [""],
+                            "resources": ["services", "namespaces", "endpoints", "pods"],
+                            "verbs": ["list", "watch"],
+                        },
+                        {
+                            "apiGroups": ["discovery.k8s.io"],
+                            "resources": ["endpointslices"],
+                            "verbs": ["list", "watch"],
+                        },
+                    ],
+                },
+            ),
+            (
+                f"{rbac_api}/clusterrolebindings",
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "byollm-realnode:coredns"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "byollm-realnode:coredns",
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": ns}],
+                },
+            ),
             (
                 f"/api/v1/namespaces/{ns}/configmaps",
                 {
@@ -918,41 +956,23 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                         "labels": {"k8s-app": "kube-dns"},
                     },
                     "spec": {
-                        "hostNetwork": True,
+                        "serviceAccountName": "coredns",
                         "dnsPolicy": "Default",
                         "nodeName": NODE_NAME,
-                        "automountServiceAccountToken": False,
                         "containers": [
                             {
                                 "name": "coredns",
                                 "image": self.image("coredns"),
                                 "imagePullPolicy": "Never",
                                 "args": ["-conf", "/etc/coredns/Corefile"],
-                                "volumeMounts": [
-                                    {
-                                        "name": "config",
-                                        "mountPath": "/etc/coredns/Corefile",
-                                        "subPath": "Corefile",
-                                    },
-                                    {
-                                        "name": "kubeconfig",
-                                        "mountPath": "/etc/coredns/kubeconfig",
-                                        "readOnly": True,
-                                    },
-                                ],
+                                "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}],
                                 "readinessProbe": {
-                                    "tcpSocket": {"host": NODE_IP, "port": 53},
-                                    "periodSeconds": 2,
+                                    "httpGet": {"path": "/ready", "port": 8181},
+                                    "periodSeconds": 1,
                                 },
                             }
                         ],
-                        "volumes": [
-                            {"name": "config", "configMap": {"name": "coredns"}},
-                            {
-                                "name": "kubeconfig",
-                                "hostPath": {"path": str(kubeconfig), "type": "File"},
-                            },
-                        ],
+                        "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
                     },
                 },
             ),
