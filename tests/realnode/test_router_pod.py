@@ -77,9 +77,11 @@ def test_router_container_security_from_the_host(platform) -> None:
     )
     limit = Path("/sys/fs/cgroup/memory", cgroup.lstrip("/"), "memory.limit_in_bytes")
     assert int(limit.read_text()) == 256 * 1024 * 1024
-    # And what the router reads is the contract, not more: no Kubernetes service links.
-    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    assert not [e for e in env if e.startswith(b"KUBERNETES_")]
+    # Service links are off: only the API server's own variables (which the kubelet always
+    # sets) name a Service; and no service account token is mounted.
+    env = [e.split(b"=", 1)[0] for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")]
+    links = [e for e in env if e.endswith(b"_SERVICE_HOST")]
+    assert links == [b"KUBERNETES_SERVICE_HOST"], links
     assert not Path(f"/proc/{pid}/root/var/run/secrets/kubernetes.io").exists()
 
 
