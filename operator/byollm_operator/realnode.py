@@ -548,6 +548,10 @@ class RealNode:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self._procs.clear()
+        # Keep the pods' logs next to the components' (the state directory goes away).
+        with contextlib.suppress(OSError):
+            if (STATE_DIR / "pod-logs").is_dir():
+                shutil.copytree(STATE_DIR / "pod-logs", self.log_dir / "pods", dirs_exist_ok=True)
         cleanup_leftovers()
         for f in self._logs:
             f.close()

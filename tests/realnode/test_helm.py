@@ -50,7 +50,7 @@ def test_helm_install_operator_pod_runs_tenant_router(platform) -> None:
     platform.operator.stop()  # one operator at a time
     try:
         t0 = time.monotonic()
-        subprocess.run(
+        inst = subprocess.run(
             [
                 helm,
                 "install",
@@ -66,10 +66,14 @@ def test_helm_install_operator_pod_runs_tenant_router(platform) -> None:
                 "--timeout",
                 "180s",
             ],
-            check=True,
+            check=False,
             capture_output=True,
             text=True,
         )
+        if inst.returncode != 0:
+            pods = platform.kube.list(f"/api/v1/namespaces/{OPERATOR_NS}/pods")
+            status = json.dumps([(p["metadata"]["name"], p.get("status")) for p in pods])[:4000]
+            pytest.fail(f"helm install: {inst.stderr}\npods: {status}")
         op_pods = platform.kube.list(
             f"/api/v1/namespaces/{OPERATOR_NS}/pods?labelSelector=app.kubernetes.io%2Fname%3Dbyollm-operator"
         )

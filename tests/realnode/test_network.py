@@ -10,6 +10,12 @@ from operator_helpers import OPERATOR_NS, llmc_path, patch_spec, wait_for, wait_
 from byollm_operator import realnode
 from byollm_operator.kube import path
 
+BLOCKED = {"refused", "timeout"}
+
+
+def _blocked(result: dict[str, str]) -> bool:
+    return bool(result) and set(result.values()) <= BLOCKED
+
 
 def _pod_ip(platform, ns: str, name: str) -> str:
     pod = platform.kube.get(path("v1", "Pod", ns, name))
@@ -18,7 +24,7 @@ def _pod_ip(platform, ns: str, name: str) -> str:
 
 def test_network_policy_enforced_with_packets(platform) -> None:
     """Ingress: a client pod of the tenant (app=agent) reaches the router; a pod of another
-    namespace, and an unlabelled pod of the tenant, are dropped. BYO egress: the stub
+    namespace, and an unlabelled pod of the tenant, are refused by the policy. BYO egress: the stub
     provider's namespace (named in upstream_namespaces) is reachable; the stand-in LiteLLM
     in the platform namespace, the node's address (the API server's host) and another
     tenant's router are not. Managed egress: the stand-in LiteLLM and nothing else."""
@@ -38,8 +44,8 @@ def test_network_policy_enforced_with_packets(platform) -> None:
         f"{router_ip}:8080": "open",
         f"{svc_ip}:8080": "open",
     }
-    assert set(h.tcp_probe(stranger, [(router_ip, 8080)]).values()) == {"timeout"}
-    assert set(h.tcp_probe(outsider, [(router_ip, 8080), (svc_ip, 8080)]).values()) == {"timeout"}
+    assert _blocked(h.tcp_probe(stranger, [(router_ip, 8080)]))
+    assert _blocked(h.tcp_probe(outsider, [(router_ip, 8080), (svc_ip, 8080)]))
 
     router_pid = platform.pid(router)
     byo = h.tcp_probe(
@@ -51,12 +57,10 @@ def test_network_policy_enforced_with_packets(platform) -> None:
             (other_router_ip, 8080),
         ],
     )
-    assert byo == {
-        f"{stub_ip}:8080": "open",
-        f"{litellm_ip}:4000": "timeout",
-        f"{realnode.NODE_IP}:6443": "timeout",  # closed port: a RST would say "refused"
-        f"{other_router_ip}:8080": "timeout",
-    }, byo
+    # Every target listens (the node address: the API server's forwarder), so anything but
+    # "open" is the policy: kube-router rejects (refused) or drops (timeout).
+    assert byo.pop(f"{stub_ip}:8080") == "open", byo
+    assert _blocked(byo), byo
 
     patch_spec(platform.kube, ns, "acme", {"mode": "Managed"})
     wait_ready(platform.kube, ns, "acme", timeout=120)
@@ -76,12 +80,8 @@ def test_network_policy_enforced_with_packets(platform) -> None:
         platform.pid(managed),
         [(litellm_ip, 4000), (stub_ip, 8080), (other_router_ip, 8080), (realnode.NODE_IP, 6443)],
     )
-    assert got == {
-        f"{litellm_ip}:4000": "open",
-        f"{stub_ip}:8080": "timeout",
-        f"{other_router_ip}:8080": "timeout",
-        f"{realnode.NODE_IP}:6443": "timeout",
-    }, got
+    assert got.pop(f"{litellm_ip}:4000") == "open", got
+    assert _blocked(got), got
     assert platform.kube.get(llmc_path(ns, "acme"))["status"]["mode"] == "Managed"
 
 

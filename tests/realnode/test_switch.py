@@ -55,7 +55,7 @@ class Loop:
     def rows(self) -> list[dict[str, Any]]:
         rows = []
         for line in self.out.read_text().splitlines():
-            if line.startswith("{"):
+            if line.startswith("{") and line.endswith("}"):  # the last one may be partial
                 rows.append(json.loads(line))
         return rows
 
@@ -211,7 +211,8 @@ STREAM = """
     client = openai.OpenAI(base_url={url!r}, api_key={token!r}, max_retries=0, timeout=60)
     t = time.time()
     stream = client.chat.completions.create(
-        model="stub-slow", messages=[{{"role": "user", "content": "long story"}}], stream=True)
+        model="stub-slow", messages=[{{"role": "user", "content": "a long story " * 20}}],
+        stream=True)
     n, finish = 0, None
     for c in stream:
         if c.choices:
