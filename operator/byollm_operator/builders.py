@@ -40,10 +40,9 @@ DEFAULT_RESOURCES: Final = {
     "limits": {"memory": "256Mi"},
 }
 RUN_AS_USER: Final = 65532
-# A terminating router pod keeps serving this long before SIGTERM, while kube-proxy (and
-# every other node's Service rules) stop sending it new connections; then uvicorn drains
-# in-flight requests (up to 10 s), well within the grace period.
-PRE_STOP_SLEEP_SECONDS: Final = 5
+# A terminating router pod keeps serving for its drain period (5 s, preStop GET /drainz)
+# while kube-proxy (and every other node's Service rules) stop sending it new connections;
+# then uvicorn finishes in-flight requests (up to 10 s), well within the grace period.
 TERMINATION_GRACE_SECONDS: Final = 30
 
 
@@ -223,7 +222,9 @@ def deployment(
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
-        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        # The router drains (closes every connection after its response) and answers after
+        # its drain period; SIGTERM follows, and uvicorn finishes in-flight requests.
+        "lifecycle": {"preStop": {"httpGet": {"path": "/drainz", "port": "http"}}},
         "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,

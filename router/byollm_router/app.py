@@ -207,7 +207,12 @@ class RouterApp:
             "/healthz": ("healthz", b"GET", False),
             "/readyz": ("readyz", b"GET", False),
             "/metrics": ("metrics", b"GET", False),
+            "/drainz": ("drainz", b"GET", False),
         }
+        # Set by the pod's preStop hook (GET /drainz): from then on every response closes its
+        # connection, so keep-alive clients move to the pods the Service now routes to while
+        # this one still answers; none is left on an idle connection the shutdown would cut.
+        self.draining = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -250,7 +255,7 @@ class RouterApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._http(scope, receive, _closing(send) if self.draining else send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -351,7 +356,11 @@ class RouterApp:
         return hmac.compare_digest(value[7:].strip(), self._token)
 
     async def _probe(self, route: str, send: Send, ctx: _Ctx) -> None:
-        if route == "metrics":
+        if route == "drainz":
+            self.draining = True
+            await asyncio.sleep(self.cfg.drain_seconds)
+            await self._respond(_closing(send), ctx, 200, b'{"status":"draining"}')
+        elif route == "metrics":
             self.metrics.requests.labels(route, "200").inc()
             await self._respond(
                 send, ctx, 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode()
@@ -663,3 +672,18 @@ class RouterApp:
 def create_app(cfg: RouterConfig, **kwargs: Any) -> RouterApp:
     """The ASGI app for ``cfg`` (Managed or BYO — never both, never a fallback)."""
     return RouterApp(cfg, **kwargs)
+
+
+def _closing(send: Send) -> Send:
+    """``send`` that adds ``connection: close`` to the response head (uvicorn then closes
+    the connection after the response instead of keeping it alive)."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {
+                **message,
+                "headers": [*message.get("headers", []), (b"connection", b"close")],
+            }
+        await send(message)
+
+    return wrapped

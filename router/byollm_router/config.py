@@ -62,6 +62,9 @@ class RouterConfig(BaseModel):
     max_request_bytes: int
     autoroute_timeout_s: float
     long_context_tokens: int
+    # GET /drainz (the pod's preStop hook) answers after this long: the Service stops routing
+    # new connections here meanwhile, and every response closes its connection.
+    drain_seconds: float = 5.0
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:

@@ -64,7 +64,7 @@ def test_helm_install_operator_pod_runs_tenant_router(platform) -> None:
                 kubeconfig,
                 "--wait",
                 "--timeout",
-                "180s",
+                "90s",
             ],
             check=False,
             capture_output=True,
@@ -73,9 +73,15 @@ def test_helm_install_operator_pod_runs_tenant_router(platform) -> None:
         if inst.returncode != 0:
             pods = platform.kube.list(f"/api/v1/namespaces/{OPERATOR_NS}/pods")
             status = json.dumps([(p["metadata"]["name"], p.get("status")) for p in pods])[:4000]
-            pytest.fail(f"helm install: {inst.stderr}\npods: {status}")
+            logs = [
+                f.read_text()[-3000:]
+                for f in Path("/var/lib/byollm-realnode/pod-logs").glob(
+                    f"{OPERATOR_NS}_{RELEASE}-*/operator/*.log"
+                )
+            ]
+            pytest.fail(f"helm install: {inst.stderr}\nlogs: {logs}\npods: {status}")
         op_pods = platform.kube.list(
-            f"/api/v1/namespaces/{OPERATOR_NS}/pods?labelSelector=app.kubernetes.io%2Fname%3Dbyollm-operator"
+            f"/api/v1/namespaces/{OPERATOR_NS}/pods?labelSelector=app.kubernetes.io%2Fname%3D{RELEASE}"
         )
         assert op_pods, "no operator pod"
         assert op_pods[0]["spec"]["containers"][0]["image"] == node.image("operator")
@@ -121,7 +127,7 @@ def test_helm_install_operator_pod_runs_tenant_router(platform) -> None:
             "helm operator pod gone",
             lambda: (
                 not platform.kube.list(
-                    f"/api/v1/namespaces/{OPERATOR_NS}/pods?labelSelector=app.kubernetes.io%2Fname%3Dbyollm-operator"
+                    f"/api/v1/namespaces/{OPERATOR_NS}/pods?labelSelector=app.kubernetes.io%2Fname%3D{RELEASE}"
                 )
             ),
             timeout=60,

@@ -125,9 +125,7 @@ def test_network_safety_net(platform) -> None:
         subprocess.run(
             ["iptables", "-w", "-I", "FORWARD", "2", "-j", "BYOLLM-TEST-LEAK"], check=True
         )
-        subprocess.run(
-            ["iptables", "-w", "-I", "OUTPUT", "1", "-j", "BYOLLM-TEST-LEAK"], check=True
-        )
+        subprocess.run(["iptables", "-w", "-A", "OUTPUT", "-j", "BYOLLM-TEST-LEAK"], check=True)
         guard_before = _counter(realnode.GUARD_CHAIN, "-i", "DROP", table="raw")
         assert h.tcp_probe(pid, [(off_bridge, 443)]) == {f"{off_bridge}:443": "unreachable"}
         # Force a default route via the bridge (as a compromised pod with NET_ADMIN could).

@@ -244,7 +244,7 @@ def test_inflight_stream_survives_rollout(platform, tmp_path: Path) -> None:
     wait_for("old pod terminating", old_terminating, 60, 0.1)
     assert proc.wait(90) == 0, out.read_text()
     last = json.loads(out.read_text().strip().splitlines()[-1])
-    assert last["chunks"] >= 50, last
+    assert last["chunks"] >= 40, last  # the answer in ~50 pieces, 100 ms apart
     assert last["finish"] == "stop", last
     obj = platform.kube.get(llmc_path(ns, "acme")) or {}
     assert obj["spec"]["provider"]["defaultModel"] == "m-rolled"
