@@ -44,6 +44,9 @@ def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
                 standalone=True,
                 stop_flag=stop,
                 liveness_endpoint=liveness or None,
+                # kopf's default identity asks the password database for the user name; the
+                # image's numeric uid 65532 has no entry there, and that crashed the pod.
+                identity=f"byollm-operator@{socket.gethostname()}/{os.getpid()}",
             )
         finally:
             # kopf waits on a threading.Event in an executor thread; release it, or

@@ -74,7 +74,7 @@ def test_helm_install_operator_pod_runs_tenant_router(platform) -> None:
             pods = platform.kube.list(f"/api/v1/namespaces/{OPERATOR_NS}/pods")
             status = json.dumps([(p["metadata"]["name"], p.get("status")) for p in pods])[:4000]
             logs = [
-                f.read_text()[-3000:]
+                f.read_text()[-1500:]
                 for f in Path("/var/lib/byollm-realnode/pod-logs").glob(
                     f"{OPERATOR_NS}_{RELEASE}-*/operator/*.log"
                 )
