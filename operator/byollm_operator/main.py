@@ -37,6 +37,10 @@ def _load_config() -> None:
 def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
     from byollm_operator import handlers  # noqa: F401 - registers the handlers
 
+    # kopf's default identity asks the password database for the user name; the image's
+    # numeric uid 65532 has no entry there, and that crashed the operator pod.
+    identity: Any = f"byollm-operator@{socket.gethostname()}/{os.getpid()}"
+
     async def run() -> None:
         try:
             await kopf.operator(
@@ -44,9 +48,7 @@ def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
                 standalone=True,
                 stop_flag=stop,
                 liveness_endpoint=liveness or None,
-                # kopf's default identity asks the password database for the user name; the
-                # image's numeric uid 65532 has no entry there, and that crashed the pod.
-                identity=f"byollm-operator@{socket.gethostname()}/{os.getpid()}",
+                identity=identity,
             )
         finally:
             # kopf waits on a threading.Event in an executor thread; release it, or
