@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from byollm_operator.api import LLMConfigSpec
+from byollm.api import LLMConfigSpec
 from byollm_operator.settings import Settings
 from byollm_router import contract
 from byollm_router.contract import Mode, RoutingTable

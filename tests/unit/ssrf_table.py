@@ -260,7 +260,7 @@ def _cell(text: str) -> str:
 
 def crd_refuses(url: str) -> bool:
     """Whether the CRD's CEL rules (their Python mirror) refuse ``url`` at ``kubectl apply``."""
-    from byollm_operator.api import base_url_problem
+    from byollm.api import base_url_problem
 
     try:
         return base_url_problem(url) is not None

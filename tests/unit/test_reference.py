@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from byollm_operator import reference
+from byollm_dev import reference
 
 
 def test_readme_reference_is_current() -> None:
     readme = reference.README.read_text()
     assert reference.readme_with_reference(readme) == readme, (
-        "README's LLMConfig reference is stale: python -m byollm_operator.reference --write-readme"
+        "README's LLMConfig reference is stale: python -m byollm_dev.reference --write-readme"
     )
 
 

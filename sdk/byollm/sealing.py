@@ -299,13 +299,13 @@ class KeyRing:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m byollm_operator.sealing {ids,rotate,retire KEY_ID...}``: PEM bundle on
+    """``python -m byollm.sealing {ids,rotate,retire KEY_ID...}``: PEM bundle on
     stdin (the Secret's ``private-keys.pem``), new bundle or key ids on stdout. Lets an
     admin rotate the sealing key with kubectl, without the key touching disk."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m byollm_operator.sealing")
+    parser = argparse.ArgumentParser(prog="python -m byollm.sealing")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("ids", help="print the key ids, newest (the published one) first")
     sub.add_parser("rotate", help="prepend a new key; old values still open")

@@ -1,7 +1,7 @@
 """The LLMConfig field reference in Markdown, rendered from the generated CRD.
 
 One source: the descriptions `kubectl explain` shows are the ones in the README. Rewrite
-the README section with ``python -m byollm_operator.reference --write-readme``; a unit test
+the README section with ``python -m byollm_dev.reference --write-readme``; a unit test
 fails when it is stale.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from byollm_operator import api
+from byollm import api
 
 BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -7,7 +7,7 @@ manager, and lets the API server judge every object: a refused field comes back 
 :class:`ValidationError` carrying the server's message and the field path.
 
     from kubernetes import config
-    from byollm_operator.client import LLMConfigClient
+    from byollm.client import LLMConfigClient
 
     llm = LLMConfigClient(config.new_client_from_config(), "tenant-acme")
     llm.set("acme", provider="openai", api_key="sk-...", default_model="gpt-4o-mini")
