@@ -145,6 +145,42 @@ def config_hash(env: dict[str, str], token: str | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+CONFIG_FIELDS: Final[dict[str, str]] = {
+    contract.LLM_MODE: "mode",
+    contract.LLM_PROVIDER: "provider",
+    contract.LLM_BASE_URL: "baseURL",
+    contract.LLM_API_KEY: "key",
+    contract.LLM_MODEL: "model",
+    contract.LLM_ROUTING: "routing",
+    contract.LLM_AZURE_API_VERSION: "azure.apiVersion",
+    contract.BYOLLM_MANAGED_URL: "managedURL",
+    contract.BYOLLM_UPSTREAM_ALLOWLIST: "upstreamAllowlist",
+}
+"""Router variable -> the field name a RollingOut Event shows for it (never its value)."""
+ROUTER_TOKEN_FIELD: Final = "routerToken"
+
+
+def changed_fields(old_env: dict[str, str], new_env: dict[str, str]) -> list[str]:
+    """Names of the router config fields that differ (set, unset or changed), in a fixed
+    order; values are compared here and never returned. An empty diff with a new config
+    hash means the only other input changed: the router token."""
+    names = [k for k in old_env.keys() | new_env.keys() if old_env.get(k) != new_env.get(k)]
+    order = list(CONFIG_FIELDS)
+    names.sort(key=lambda k: (order.index(k) if k in order else len(order), k))
+    return [CONFIG_FIELDS.get(k, k) for k in names] or [ROUTER_TOKEN_FIELD]
+
+
+def secret_env(secret: dict[str, Any] | None) -> dict[str, str]:
+    """The router variables held by a live ``<name>-llm`` Secret (undecodable ones as-is)."""
+    out: dict[str, str] = {}
+    for k, v in ((secret or {}).get("data") or {}).items():
+        try:
+            out[k] = base64.b64decode(v).decode()
+        except (ValueError, UnicodeDecodeError):
+            out[k] = str(v)
+    return out
+
+
 def api_key_prefix(api_key: str | None) -> str | None:
     """First 8 characters of the key, never more (seed 001)."""
     return api_key[:8] if api_key else None

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -32,6 +33,10 @@ from byollm_operator.settings import Settings
 
 log = logging.getLogger("byollm.operator")
 CHILD_LABELS = {builders.LABEL_MANAGED_BY: builders.MANAGED_BY}
+REPORTING_COMPONENT = builders.MANAGED_BY
+"""Events' source.component and reportingController (the "From" of kubectl describe)."""
+REPORTING_INSTANCE = socket.gethostname()[:128]
+"""Events' reportingInstance: the operator pod's name."""
 
 
 def _reconciler(memo: Any) -> Reconciler:
@@ -68,7 +73,10 @@ def _event_poster(kube: Kube) -> Callable[[dict[str, Any], str, str, str], None]
             "type": type_,
             "reason": reason,
             "message": message[:1024],
-            "source": {"component": "byollm-operator"},
+            "action": "Reconcile",
+            "reportingComponent": REPORTING_COMPONENT,
+            "reportingInstance": REPORTING_INSTANCE,
+            "source": {"component": REPORTING_COMPONENT},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
@@ -155,6 +163,9 @@ async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg = Settings()
     settings.posting.level = logging.WARNING  # no kopf chatter as Events; ours use kopf.event
+    settings.posting.reporting_component = REPORTING_COMPONENT  # not "kopf"
+    settings.posting.reporting_instance = REPORTING_INSTANCE
+    settings.posting.event_name_prefix = f"{REPORTING_COMPONENT}-"
     settings.scanning.disabled = True  # no CRD watching: needs no cluster-wide CRD access
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60

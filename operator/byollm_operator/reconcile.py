@@ -138,9 +138,13 @@ class Reconciler:
 
         old_hash = status.get("configHash")
         old_mode = status.get("mode")
+        changed: list[str] = []
         try:
             token = self._ensure_token(owner)
             children = builders.build(owner, spec, api_key, self.settings, token)
+            if old_hash and old_hash != children.config_hash:  # read before it is rewritten
+                live = self.kube.get(path("v1", "Secret", ns, builders.llm_secret_name(name)))
+                changed = builders.changed_fields(builders.secret_env(live), children.env)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
                 result, _changed = self.kube.apply_if_changed(manifest)
@@ -149,10 +153,9 @@ class Reconciler:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
         except KubeError as e:
             msg = f"applying children failed: {e}"
-            conds = c.set_condition(
-                conds, c.SECRET_SYNCED, "False", c.APPLY_FAILED, msg, generation
-            )
-            self.post_event(obj, "Warning", c.APPLY_FAILED, msg)
+            reason = c.APPLY_REFUSED if _refused(e) else c.APPLY_FAILED
+            conds = c.set_condition(conds, c.SECRET_SYNCED, "False", reason, msg, generation)
+            self.post_event(obj, "Warning", reason, msg)
             self._finish(obj, status, conds, generation, spec, None, None)
             return
 
@@ -183,9 +186,9 @@ class Reconciler:
             self.post_event(
                 obj,
                 "Normal",
-                "RollingOut",
-                f"config changed ({old_hash[:12]} -> {children.config_hash[:12]}); "
-                "rolling the router",
+                c.ROLLING_OUT,
+                f"{', '.join(changed)} changed; rolling the router to config "
+                f"{children.config_hash[:12]} (was {old_hash[:12]})",
             )
         if old_mode and old_mode != serving.value:
             self.post_event(obj, "Normal", "ModeSwitched", f"{old_mode} -> {serving.value}")
@@ -282,6 +285,9 @@ class Reconciler:
         avail_cond = next(
             (x for x in st.get("conditions", []) if x.get("type") == "Available"), None
         )
+        progress = next(
+            (x for x in st.get("conditions", []) if x.get("type") == "Progressing"), None
+        )
         if (
             observed >= dep_gen
             and updated >= spec_replicas
@@ -294,6 +300,19 @@ class Reconciler:
                 "True",
                 c.AVAILABLE,
                 f"{available}/{spec_replicas} router pods available at config {cfg_hash[:12]}",
+                generation,
+            )
+        if (
+            observed >= dep_gen
+            and progress is not None
+            and progress.get("reason") == c.PROGRESS_DEADLINE_EXCEEDED
+        ):
+            return c.set_condition(
+                conds,
+                c.ROUTER_AVAILABLE,
+                "False",
+                c.PROGRESS_DEADLINE_EXCEEDED,
+                f"rollout of config {cfg_hash[:12]} gave up: {progress.get('message', '')}",
                 generation,
             )
         if avail_cond is not None and avail_cond.get("status") == "False" and updated == 0:
@@ -370,7 +389,8 @@ class Reconciler:
         cfg_hash: str | None,
         invalid: str | None = None,
     ) -> None:
-        """Derive Ready, then write the status only if something differs."""
+        """Derive Ready, Reconciling and Stalled, then write the status only if something
+        differs."""
         meta = obj["metadata"]
         for t in (c.SECRET_SYNCED, c.ROUTER_AVAILABLE, c.CREDENTIALS_VALID):
             if c.get(conds, t) is None:
@@ -389,10 +409,13 @@ class Reconciler:
             )
         if invalid:
             conds = c.set_condition(
-                conds, c.SECRET_SYNCED, "False", "InvalidSpec", invalid, generation
+                conds, c.SECRET_SYNCED, "False", c.INVALID_SPEC, invalid, generation
             )
         r_status, r_reason, r_message = conditions.ready_from(conds)
         conds = c.set_condition(conds, c.READY, r_status, r_reason, r_message, generation)
+        reconciling, stalled = c.summary(conds)
+        conds = c.set_condition(conds, c.RECONCILING, *reconciling, generation)
+        conds = c.set_condition(conds, c.STALLED, *stalled, generation)
         new: dict[str, Any] = {
             "observedGeneration": generation,
             "conditions": conds,
@@ -414,6 +437,12 @@ class Reconciler:
             path(API_VERSION, KIND, meta["namespace"], meta["name"]) + "/status",
             {"status": patch},
         )
+
+
+def _refused(e: KubeError) -> bool:
+    """A 4xx the same write will get again (invalid, forbidden, quota, admission); not a
+    conflict, a timeout or throttling, which a retry can clear."""
+    return 400 <= e.status < 500 and e.status not in (408, 409, 429)
 
 
 def _cond_changed(status: dict[str, Any], conds: list[dict[str, Any]], type_: str) -> bool:

@@ -530,7 +530,9 @@ class Condition(_Model):
     """A status condition following Kubernetes API conventions."""
 
     type: str = Field(
-        description="Ready, SecretSynced, RouterAvailable or CredentialsValid.", max_length=316
+        description="Ready, Reconciling, Stalled, SecretSynced, RouterAvailable or "
+        "CredentialsValid.",
+        max_length=316,
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase machine-readable cause.", max_length=1024)
@@ -577,7 +579,11 @@ class LLMConfigStatus(_Model):
     )
     conditions: list[Condition] | None = Field(
         default=None,
-        description="Ready, SecretSynced, RouterAvailable, CredentialsValid.",
+        description="Ready (serving the current spec), Reconciling (True: still getting there), "
+        "Stalled (True: needs a change by someone: spec, key Secret, key or cluster) - at the "
+        "current generation exactly one of the three is True, as kstatus (Flux) and "
+        "`kubectl wait --for=condition=Ready` expect - and the details SecretSynced, "
+        "RouterAvailable, CredentialsValid.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
 
