@@ -717,6 +717,9 @@ def crd_manifest() -> dict[str, Any]:
     """The CustomResourceDefinition for LLMConfig, generated from the models."""
     spec_schema = _object_schema(LLMConfigSpec)
     status_schema = _object_schema(LLMConfigStatus)
+    # Served until the operator first writes status: generation 1 vs observed 0 reads as
+    # "in progress" to kstatus (Flux) and Argo CD, not as a finished object without status.
+    status_schema["default"] = {"observedGeneration": 0}
     for name in ("routing", "router", "access"):
         spec_schema["properties"][name]["default"] = {}
     spec_schema["properties"]["routing"]["properties"]["models"]["default"] = {}
