@@ -1,5 +1,5 @@
 """Writes every generated file committed in the repository: the CRD (from the API models)
-and the operator's RBAC. Unit tests fail when a committed copy is stale.
+the operator's RBAC and the LLMConfig reference. Unit tests fail when a committed copy is stale.
 
     python -m byollm_dev.generate [repo root]
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from byollm.api import CRD_NAME, crd_yaml
+from byollm_dev import reference
 from byollm_dev.rbac import RBAC_PATH, rbac_yaml
 
 CRD_PATHS: Final = (
@@ -23,6 +24,7 @@ def generated() -> dict[Path, str]:
     """Each committed generated file (relative path) and the text it must hold."""
     out = {rel: crd_yaml() for rel in CRD_PATHS}
     out[RBAC_PATH] = rbac_yaml()
+    out[reference.PATH] = reference.document()
     return out
 
 
