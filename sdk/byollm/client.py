@@ -27,9 +27,8 @@ from typing import Any, Final
 
 from kubernetes import client as k8s
 
-GROUP: Final = "byollm.io"
-VERSION: Final = "v1alpha1"
-PLURAL: Final = "llmconfigs"
+from byollm.api import GROUP, PLURAL, VERSION
+
 FIELD_MANAGER: Final = "byollm-portal"
 KEY_SECRET_SUFFIX: Final = "-byo-key"
 KEY_SECRET_KEY: Final = "apiKey"
