@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -466,10 +467,15 @@ def probe_request(provider: ProviderSpec, api_key: str) -> tuple[str, dict[str, 
     """URL and auth headers for the provider's models endpoint (pure)."""
     base = provider.effective_base_url().rstrip("/")
     if provider.type is ProviderType.AZURE:
-        version = provider.azure.api_version if provider.azure else "2024-10-21"
+        version = (
+            provider.azure.api_version if provider.azure else contract.DEFAULT_AZURE_API_VERSION
+        )
         return f"{base}/models?api-version={version}", {"api-key": api_key}
     if provider.type is ProviderType.ANTHROPIC:
-        return f"{base}/models", {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+        return f"{base}/models", {
+            "x-api-key": api_key,
+            "anthropic-version": contract.ANTHROPIC_VERSION,
+        }
     return f"{base}/models", {"Authorization": f"Bearer {api_key}"}
 
 
@@ -477,7 +483,10 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
     """A credentials check through the router's SSRF guard (same allowlist)."""
     from byollm_router import guard
 
-    allow = guard.Allowlist.parse(settings.upstream_allowlist)
+    # In a pod the kubelet sets KUBERNETES_SERVICE_HOST: the API server is never a provider.
+    allow = guard.Allowlist.parse(
+        settings.upstream_allowlist, os.environ.get(contract.KUBERNETES_SERVICE_HOST)
+    )
     overrides = dict(settings.probe_resolve)
 
     async def resolver(host: str, port: int) -> list[str]:

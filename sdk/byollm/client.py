@@ -1,6 +1,6 @@
 """Portal SDK: manage a tenant's LLMConfig (and its key Secret) from Python.
 
-A portal backend needs five verbs (seed 001: set, get, delete, toggle; seed 000: revert to
+A portal backend needs five verbs (set, get, delete, toggle, revert to
 managed) and must never see the key again once stored. This module depends only on the
 ``kubernetes`` client (not kopf), writes with server-side apply under its own field
 manager, and lets the API server judge every object: a refused field comes back as
@@ -27,9 +27,8 @@ from typing import Any, Final
 
 from kubernetes import client as k8s
 
-GROUP: Final = "byollm.io"
-VERSION: Final = "v1alpha1"
-PLURAL: Final = "llmconfigs"
+from byollm.api import GROUP, PLURAL, VERSION
+
 FIELD_MANAGER: Final = "byollm-portal"
 KEY_SECRET_SUFFIX: Final = "-byo-key"
 KEY_SECRET_KEY: Final = "apiKey"
