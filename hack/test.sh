@@ -14,7 +14,7 @@ hack/setup.sh
 # Build up front so its progress is visible; if it cannot be built the cluster tests skip
 # with one loud line, and the unit tests still run.
 hack/controlplane/build.sh >/dev/null || echo "!!! control plane build failed: cluster tests will be skipped" >&2
-hack/tools.sh >/dev/null || echo "!!! helm/kubeconform build failed: chart tests will be skipped" >&2
+hack/tools.sh >/dev/null || echo "!!! client tools (helm, kubeconform, kubectl, kstatus) build failed: chart and GitOps tests will be skipped" >&2
 .venv/bin/pytest "$@"
 if [[ $# -eq 0 ]]; then
   hack/lowest.sh

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from k8s_schemas import SCHEMA_LOCATION, write_schemas
 from kubernetes import client
+from stubs.tools import tool
 
 from byollm_dev import rbac
 from byollm_operator.settings import Settings
@@ -35,28 +36,14 @@ HELM_LABELS = {
 }
 
 
-def _tool(name: str) -> str:
-    try:
-        out = subprocess.run(
-            [str(ROOT / "hack" / "tools.sh"), name],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"TOOL BUILD FAILED ({name}): {getattr(e, 'stderr', '')[-500:]}")
-    return out.stdout.strip()
-
-
 @pytest.fixture(scope="session")
 def helm() -> str:
-    return _tool("helm")
+    return tool("helm")
 
 
 @pytest.fixture(scope="session")
 def kubeconform() -> str:
-    return _tool("kubeconform")
+    return tool("kubeconform")
 
 
 def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:

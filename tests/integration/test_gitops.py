@@ -26,37 +26,25 @@ from operator_helpers import (
     wait_for,
     wait_ready,
 )
-from stubs.gitops import argocd_health, kstatus, kstatus_binary
+from stubs.gitops import argocd_health, kstatus
+from stubs.tools import tool
 
 from byollm.kube import Kube
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[2]
 GOOD_MODEL, NEW_MODEL = "stub-model", "stub-model-2"
 BAD_KEY = "sk-refused-by-the-provider-7c1e"
 
 
 @pytest.fixture(scope="module")
 def kubectl() -> str:
-    res = subprocess.run(
-        [str(ROOT / "hack" / "tools.sh"), "kubectl"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"kubectl could not be built: {res.stderr[-500:]}")
-    return res.stdout.strip()
+    return tool("kubectl")
 
 
 @pytest.fixture(scope="module")
 def kstatus_bin() -> str:
-    binary = kstatus_binary()
-    if binary is None:
-        pytest.skip("the kstatus wrapper (hack/tools/kstatus) could not be built")
-    return binary
+    return tool("kstatus")
 
 
 def _wait_cmd(

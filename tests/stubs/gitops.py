@@ -5,14 +5,13 @@
   opens for health scripts (base, string, table, math): a script reaching for ``os``,
   ``io`` or ``require`` fails here as it would there.
 * Flux: the kstatus library (github.com/fluxcd/cli-utils) through the small wrapper
-  ``hack/tools/kstatus`` that ``hack/tools.sh`` builds; None when it cannot be built.
+  ``hack/tools/kstatus`` that ``hack/tools.sh`` builds (``tool("kstatus")``).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +44,6 @@ def argocd_health(obj: dict[str, Any], script: str | None = None) -> dict[str, s
     fn = rt.execute(f"return function() {script or HEALTH_LUA.read_text()}\nend")
     hs = fn()
     return {"status": hs["status"], "message": hs["message"]}
-
-
-@cache
-def kstatus_binary() -> str | None:
-    """Path of the kstatus wrapper, built once (cached in ~/.cache/byollm/tools)."""
-    res = subprocess.run(
-        [str(ROOT / "hack" / "tools.sh"), "kstatus"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    return res.stdout.strip() if res.returncode == 0 else None
 
 
 def kstatus(binary: str, obj: dict[str, Any]) -> dict[str, str]:
