@@ -154,7 +154,7 @@ class Reconciler:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
         except KubeError as e:
             msg = f"applying children failed: {e}"
-            reason = c.APPLY_REFUSED if _refused(e) else c.APPLY_FAILED
+            reason = c.APPLY_REFUSED if write_refused(e) else c.APPLY_FAILED
             conds = c.set_condition(conds, c.SECRET_SYNCED, "False", reason, msg, generation)
             self.post_event(obj, "Warning", reason, msg)
             self._finish(obj, status, conds, generation, spec, None, None)
@@ -440,7 +440,7 @@ class Reconciler:
         )
 
 
-def _refused(e: KubeError) -> bool:
+def write_refused(e: KubeError) -> bool:
     """A 4xx the same write will get again (invalid, forbidden, quota, admission); not a
     conflict, a timeout or throttling, which a retry can clear."""
     return 400 <= e.status < 500 and e.status not in (408, 409, 429)

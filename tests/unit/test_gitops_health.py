@@ -18,8 +18,10 @@ import pytest
 import yaml
 from stubs.gitops import HEALTH_LUA, argocd_health
 
+from byollm.kube import KubeError
 from byollm_operator import builders
 from byollm_operator import conditions as c
+from byollm_operator.reconcile import write_refused
 from byollm_router import contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,3 +187,13 @@ def test_secret_env_reads_the_live_config_secret() -> None:
     owner = builders.Owner(name="acme", namespace="t", uid="u")
     assert builders.secret_env(builders.llm_secret(owner, env)) == env
     assert builders.secret_env(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "refused"),
+    [(400, True), (403, True), (422, True), (404, True), (409, False), (408, False),
+     (429, False), (500, False), (503, False)],
+)  # fmt: skip
+def test_only_writes_a_retry_cannot_fix_stall(status: int, refused: bool) -> None:
+    """ApplyRefused (Stalled) for a 4xx the same write gets again; ApplyFailed otherwise."""
+    assert write_refused(KubeError(status, "x", "y")) is refused
