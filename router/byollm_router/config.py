@@ -62,6 +62,10 @@ class RouterConfig(BaseModel):
     max_request_bytes: int
     autoroute_timeout_s: float
     long_context_tokens: int
+    max_buffered_response_bytes: int = c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+    client_header_timeout_s: float = c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+    client_body_timeout_s: float = c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+    max_connections: int = c.DEFAULT_MAX_CONNECTIONS
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -112,9 +116,9 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(name, "must be a whole number of bytes") from None
+        raise ConfigError(name, "must be a whole number") from None
     if value <= 0:
-        raise ConfigError(name, "must be a positive number of bytes")
+        raise ConfigError(name, "must be a positive whole number")
     return value
 
 
@@ -236,4 +240,14 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         long_context_tokens=_positive_int(
             env, c.BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS, DEFAULT_LONG_CONTEXT_TOKENS
         ),
+        max_buffered_response_bytes=_positive_int(
+            env, c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES, c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+        ),
+        client_header_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_HEADER_TIMEOUT, c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+        ),
+        client_body_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_BODY_TIMEOUT, c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+        ),
+        max_connections=_positive_int(env, c.BYOLLM_MAX_CONNECTIONS, c.DEFAULT_MAX_CONNECTIONS),
     )

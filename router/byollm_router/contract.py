@@ -95,3 +95,23 @@ class RoutingTable(BaseModel):
         description='When true, a request without "model" is auto-routed like model "auto".',
     )
     models: dict[Category, str] = Field(default_factory=dict)
+
+
+# --- router bounds against slow or oversized peers (optional; defaults below) ------------
+# The most of one upstream answer the router holds in memory to translate it (a whole
+# non-streamed answer, or one SSE event of a stream; Anthropic's wire format). Answers that
+# need no translation are streamed through and never held whole. Beyond it: an
+# OpenAI-shaped 502 ``upstream_response_too_large`` (an error event once a stream started).
+BYOLLM_MAX_BUFFERED_RESPONSE_BYTES: Final = "BYOLLM_MAX_BUFFERED_RESPONSE_BYTES"
+DEFAULT_MAX_BUFFERED_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+# Seconds a client has to send a whole request head (from connect, or from the first byte
+# of the next request on a kept-alive connection); then 408 and the connection is closed.
+BYOLLM_CLIENT_HEADER_TIMEOUT: Final = "BYOLLM_CLIENT_HEADER_TIMEOUT"
+DEFAULT_CLIENT_HEADER_TIMEOUT_S: Final = 10.0
+# Seconds a client has to send a whole request body once its head arrived; then 408.
+BYOLLM_CLIENT_BODY_TIMEOUT: Final = "BYOLLM_CLIENT_BODY_TIMEOUT"
+DEFAULT_CLIENT_BODY_TIMEOUT_S: Final = 60.0
+# Open client connections per router process; a connection beyond it is answered 503
+# (OpenAI-shaped, ``router_overloaded``) and closed.
+BYOLLM_MAX_CONNECTIONS: Final = "BYOLLM_MAX_CONNECTIONS"
+DEFAULT_MAX_CONNECTIONS: Final = 1000

@@ -145,3 +145,32 @@ def upstream_blocked() -> RouterError:
         "upstream_error",
         "upstream_blocked",
     )
+
+
+def upstream_too_large(limit: int) -> RouterError:
+    """An answer the router must hold to translate is larger than it may hold."""
+    return RouterError(
+        502,
+        f"The LLM provider's response exceeds the router's limit of {limit} bytes "
+        "for a response it must translate.",
+        "upstream_error",
+        "upstream_response_too_large",
+    )
+
+
+def request_timeout() -> RouterError:
+    return RouterError(
+        408,
+        "The request was not received in time.",
+        "invalid_request_error",
+        "request_timeout",
+    )
+
+
+def too_many_connections() -> RouterError:
+    return RouterError(
+        503,
+        "The router has too many open connections; retry shortly.",
+        "server_error",
+        "router_overloaded",
+    )
