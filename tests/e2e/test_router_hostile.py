@@ -5,7 +5,8 @@ by the shared ``start_router`` harness of ``conftest.py``) run against a *hostil
 upstream*: a raw asyncio HTTP server on 127.0.0.1 that answers whatever bytes a test
 scripts (broken SSE, junk, truncated chunked framing, resets). Hypothesis then throws
 malformed JSON, wrong types, huge bodies and header injection from the client side and
-broken streams from the upstream side.
+broken streams from the upstream side; Anthropic answers and event streams are drawn over
+their whole schema too (``stubs.wire_strategies``).
 
 Invariants checked on every example:
 * the router answers (no hang, no dropped connection on a well-formed request);
@@ -35,6 +36,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from router_harness import RouterProcess
+from stubs import wire_strategies as ws
 
 TOKEN = "router-token-HOSTILE-0123456789"
 UPSTREAM_KEY = "sk-upstream-HOSTILE-key-0123456789"
@@ -783,7 +785,7 @@ anthropic_event = st.builds(
 
 @SETTINGS
 @given(
-    pieces=st.lists(st.one_of(anthropic_event, sse_piece), max_size=10),
+    pieces=st.lists(st.one_of(anthropic_event, sse_piece, ws.anthropic_events), max_size=10),
     end=st.sampled_from(["finish", "close", "reset"]),
     gzip_lie=st.booleans(),
 )
@@ -819,6 +821,7 @@ def test_broken_sse_translated(
 @SETTINGS
 @given(
     payload=st.one_of(
+        ws.anthropic_message.map(lambda m: json.dumps(m).encode()),
         st.binary(max_size=200),
         json_value.map(lambda v: json.dumps(v).encode()),
         st.fixed_dictionaries(
