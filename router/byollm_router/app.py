@@ -45,25 +45,31 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 SSE = b"text/event-stream"
 
-# Upstream response headers not copied to the client: hop-by-hop, framing the router
-# redoes itself, and state that belongs to the upstream connection (cookies, alt-svc).
-_DROP_RESPONSE_HEADERS = frozenset(
+# Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection and are never relayed,
+# in either direction. Any field a message's Connection header names is hop-by-hop too.
+_HOP_BY_HOP = frozenset(
     {
         b"connection",
         b"keep-alive",
         b"proxy-authenticate",
+        b"proxy-authorization",
         b"proxy-connection",
         b"te",
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
-        b"content-length",
-        b"server",
-        b"date",
-        b"set-cookie",
-        b"alt-svc",
     }
 )
+# Upstream response headers not copied to the client: hop-by-hop, framing the router redoes
+# itself, and state that belongs to the upstream (cookies of either RFC, alt-svc).
+_DROP_RESPONSE_HEADERS = _HOP_BY_HOP | {
+    b"content-length",
+    b"server",
+    b"date",
+    b"set-cookie",
+    b"set-cookie2",
+    b"alt-svc",
+}
 _FORWARDED = frozenset(h.encode() for h in FORWARDED_REQUEST_HEADERS)
 _HEADER_SAFE = re.compile(rb"[\x20-\x7e]*\Z")  # printable ASCII: valid to send on as-is
 
@@ -167,13 +173,23 @@ def _loads(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The field names listed in the Connection header(s), lower-case (RFC 9110 §7.6.1)."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return frozenset(tokens)
+
+
 def _response_headers(
     raw: list[tuple[bytes, bytes]], keep_framing: bool
 ) -> list[tuple[bytes, bytes]]:
     out = []
+    named = connection_tokens(raw)
     for name, value in raw:
         lname = name.lower()
-        if lname in _DROP_RESPONSE_HEADERS:
+        if lname in _DROP_RESPONSE_HEADERS or lname in named:
             continue
         if not keep_framing and lname in (b"content-encoding", b"content-type"):
             continue
@@ -285,21 +301,31 @@ class RouterApp:
                 return
             auth = clen = None
             client_headers: dict[str, str] = {}
+            hop: bytes | None = None
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     auth = value
                 elif name == b"content-length":
                     clen = value
+                elif name == b"connection":
+                    hop = value if hop is None else hop + b"," + value
                 elif name in _FORWARDED:
                     value = value.strip()
                     if value and _HEADER_SAFE.match(value):  # others cannot be re-sent safely
                         client_headers[name.decode()] = value.decode()
+            if hop is not None and client_headers:  # fields the client made hop-by-hop
+                for token in connection_tokens([(b"connection", hop)]):
+                    client_headers.pop(token.decode("latin-1"), None)
             if not self._authorized(auth):
                 raise errors.unauthorized()
             if route == "models":
                 await self._models(client_headers, receive, send, ctx)
             else:
-                raw = await self._read_body(receive, clen)
+                try:
+                    async with asyncio.timeout(self.cfg.client_body_timeout_s):
+                        raw = await self._read_body(receive, clen)
+                except TimeoutError:
+                    raise errors.request_timeout() from None
                 if route == "chat_completions":
                     await self._chat(raw, client_headers, receive, send, ctx)
                 else:
@@ -307,7 +333,8 @@ class RouterApp:
         except errors.RouterError as exc:
             ctx.error = exc.code
             if not ctx.started:
-                await self._respond(send, ctx, exc.status, exc.body())
+                close = [(b"connection", b"close")] if exc.close else None
+                await self._respond(send, ctx, exc.status, exc.body(), headers=close)
         except _ClientGone:
             ctx.status, ctx.error = 499, "client_disconnected"
         except Exception as exc:

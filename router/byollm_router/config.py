@@ -189,6 +189,12 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
             raise ConfigError(c.LLM_MODEL, "is required in BYO mode")
         if provider is ProviderType.AZURE and not _AZURE_VERSION_RE.match(azure_version):
             raise ConfigError(c.LLM_AZURE_API_VERSION, "must look like 2024-10-21[-preview]")
+        if provider is ProviderType.AZURE:
+            deployment = re.compile(c.AZURE_DEPLOYMENT_PATTERN)
+            if not deployment.match(model):
+                raise ConfigError(c.LLM_MODEL, "is not a valid Azure deployment name")
+            if not all(deployment.match(m) for m in routing.models.values()):
+                raise ConfigError(c.LLM_ROUTING, "names a model that is not an Azure deployment")
     else:
         raw_managed = _get(env, c.BYOLLM_MANAGED_URL)
         if raw_managed is None:

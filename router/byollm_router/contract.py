@@ -115,3 +115,9 @@ DEFAULT_CLIENT_BODY_TIMEOUT_S: Final = 60.0
 # (OpenAI-shaped, ``router_overloaded``) and closed.
 BYOLLM_MAX_CONNECTIONS: Final = "BYOLLM_MAX_CONNECTIONS"
 DEFAULT_MAX_CONNECTIONS: Final = 1000
+
+# An Azure OpenAI deployment name (the request's ``model`` in Azure mode), by Azure's naming
+# rules for Microsoft.CognitiveServices/accounts/deployments: 2-64 characters, letters,
+# digits, ``.``, ``_`` and ``-``, starting with a letter or digit. It becomes one path
+# segment of the upstream URL, so ``.``/``..`` (dot segments) and ``/`` can never pass.
+AZURE_DEPLOYMENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"

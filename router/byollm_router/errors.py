@@ -14,7 +14,14 @@ class RouterError(Exception):
     """An error answered by the router with an OpenAI-shaped body."""
 
     def __init__(
-        self, status: int, message: str, type_: str, code: str, param: str | None = None
+        self,
+        status: int,
+        message: str,
+        type_: str,
+        code: str,
+        param: str | None = None,
+        *,
+        close: bool = False,
     ) -> None:
         super().__init__(code)
         self.status = status
@@ -22,6 +29,7 @@ class RouterError(Exception):
         self.type = type_
         self.code = code
         self.param = param
+        self.close = close  # answer with "Connection: close"
 
     def body(self) -> bytes:
         return error_body(self.message, self.type, self.code, self.param)
@@ -164,6 +172,7 @@ def request_timeout() -> RouterError:
         "The request was not received in time.",
         "invalid_request_error",
         "request_timeout",
+        close=True,  # the rest of a slow body is not waited for
     )
 
 
