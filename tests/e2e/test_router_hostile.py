@@ -968,3 +968,67 @@ def test_upstream_redirect_not_followed(
 def test_router_alive_after_everything(hostile: Routers) -> None:
     for router in hostile.values():
         assert_healthy(router)
+
+
+HOP_HEADERS = [
+    b"connection: x-upstream-hop, keep-alive",
+    b"x-upstream-hop: secret-of-the-connection",
+    b"keep-alive: timeout=5",
+    b"proxy-authenticate: Basic realm=upstream",
+    b"set-cookie: session=upstream",
+    b"set-cookie2: legacy=upstream",
+    b"trailer: x-checksum",
+    b"upgrade: h2c",
+    b"x-end-to-end: kept",
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+def test_hop_by_hop_response_headers_stop_at_the_router(
+    hostile: Routers, upstream: Upstream, http: httpx.Client, route: str, stream: bool
+) -> None:
+    """RFC 9110 §7.6.1: the upstream connection's fields (the fixed list and any field its
+    Connection header names) and its cookies (Set-Cookie, Set-Cookie2) never reach the
+    client; end-to-end fields do (passthrough)."""
+    sid = _new_id()
+    path = b"/v1/messages" if route == "anthropic" else b"/v1/chat/completions"
+    base = default_script(path, {"stream": stream})
+    upstream.scripts[sid] = Script(
+        base.chunks, content_type=base.content_type, extra_headers=HOP_HEADERS
+    )
+    body = {"model": sid, "messages": [{"role": "user", "content": "x"}], "stream": stream}
+    with http.stream("POST", hostile[route].url + "/v1/chat/completions", json=body) as r:
+        r.read()
+    del upstream.scripts[sid]
+    record("hop-by-hop", r.status_code)
+    assert r.status_code == 200
+    names = {name.lower() for name in r.headers}
+    for dropped in ("x-upstream-hop", "keep-alive", "proxy-authenticate", "set-cookie",
+                    "set-cookie2", "trailer", "upgrade"):  # fmt: skip
+        assert dropped not in names, dropped
+    assert "x-upstream-hop" not in r.headers.get("connection", "")
+    if route == "openai":
+        assert r.headers["x-end-to-end"] == "kept"
+
+
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+def test_headers_the_client_made_hop_by_hop_are_not_forwarded(
+    hostile: Routers, upstream: Upstream, route: str
+) -> None:
+    """A forwardable field (X-Title, X-Request-Id) named in the client's Connection header
+    belongs to that connection only: the router does not send it upstream."""
+    upstream.seen_headers.clear()
+    lines = [b"POST /v1/chat/completions HTTP/1.1", b"Host: router"]
+    lines += [b"Authorization: Bearer " + TOKEN.encode()]
+    lines += [b"Connection: close, X-Title", b"Connection: x-request-id"]
+    lines += [b"X-Title: hop", b"X-Request-Id: hop", b"HTTP-Referer: https://kept.example"]
+    lines += [b"Content-Length: %d" % len(VALID_BODY)]
+    raw = raw_exchange(hostile[route].port, b"\r\n".join(lines) + b"\r\n\r\n" + VALID_BODY)
+    status, _, _ = parse_response(raw)
+    record("hop-by-hop", status)
+    assert status == 200
+    seen = dict(upstream.seen_headers[-1])
+    assert b"x-title" not in seen
+    assert b"x-request-id" not in seen
+    assert seen[b"http-referer"] == b"https://kept.example"
