@@ -83,6 +83,27 @@ def test_huge_untranslated_answer_is_streamed_through(
     assert_healthy(router)
 
 
+def test_large_answer_cut_midway_is_a_broken_transfer(
+    stub: StubServer, start_router: Callable[[dict[str, str]], RouterProcess]
+) -> None:
+    """Streamed through, a JSON answer cannot end in an error event: the client sees the
+    transfer break (never a truncated body that parses), and the router stays up."""
+    router = start_router(router_env("openai", stub, BYOLLM_TENANT="bounds-rss"))
+    client = router.openai()
+    with client.chat.completions.with_streaming_response.create(
+        model="stub-huge-cut-4", messages=USER
+    ) as response:
+        assert response.status_code == 200
+        # (the SDK's own httpx: RemoteProtocolError, "incomplete chunked read")
+        with pytest.raises(Exception, match="incomplete chunked read") as err:
+            for _ in response.iter_bytes():
+                pass
+        assert type(err.value).__name__ == "RemoteProtocolError"
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="stub-huge-cut-2", messages=USER)
+    assert_healthy(router)
+
+
 def test_translated_answer_beyond_the_limit_is_a_502(
     stub: StubServer,
     start_router: Callable[[dict[str, str]], RouterProcess],

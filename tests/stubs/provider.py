@@ -27,7 +27,8 @@ Failure injection is chosen by the request's model (the deployment for Azure):
 reset before any answer), ``stub-reset-midstream`` and ``stub-hang-midstream`` (two chunks,
 then reset / silence), ``stub-reset-after-headers`` (SSE headers, then reset),
 ``stub-slow`` (50 chunks 100 ms apart), ``stub-huge-N`` (a non-streamed answer whose
-content is N MiB, generated as it is written, never held), ``stub-boundless-N`` (a stream
+content is N MiB, generated as it is written, never held; ``stub-huge-cut-N``: reset
+before its end), ``stub-boundless-N`` (a stream
 whose first content event carries N MiB without an event boundary, then ends),
 ``stub-error-event`` (Anthropic: an ``error``
 event mid-stream), ``stub-classify-WORD`` (the completion is exactly WORD, to drive an
@@ -251,20 +252,26 @@ def _mib(model: str, prefix: str) -> int | None:
     return None
 
 
-async def _padded(head: bytes, size: int, tail: bytes) -> AsyncIterator[bytes]:
-    """``head``, ``size`` bytes of ``a`` in 1 MiB pieces, ``tail``: never all in memory."""
+async def _padded(head: bytes, size: int, tail: bytes, cut: bool = False) -> AsyncIterator[bytes]:
+    """``head``, ``size`` bytes of ``a`` in 1 MiB pieces, ``tail``: never all in memory.
+    ``cut``: reset the connection instead of sending the tail."""
     yield head
     piece = b"a" * (1 << 20)
     while size > 0:
         yield piece[:size]
         size -= len(piece)
+    if cut:
+        raise StreamReset
     if tail:
         yield tail
 
 
 def _huge_or_boundless(model: str, stream: bool, wire: str) -> Reply | None:
-    """``stub-huge-N`` (non-streamed) and ``stub-boundless-N`` (streamed) answers."""
-    if (size := _mib(model, "stub-huge-")) is not None and not stream:
+    """``stub-huge-N`` (non-streamed), ``stub-huge-cut-N`` (the same, reset before its end)
+    and ``stub-boundless-N`` (streamed) answers."""
+    cut = model.startswith("stub-huge-cut-")
+    size = _mib(model, "stub-huge-cut-" if cut else "stub-huge-")
+    if size is not None and not stream:
         if wire == "anthropic":
             head = b'{"id":"msg_huge","type":"message","role":"assistant","model":"%s",' % (
                 model.encode()
@@ -278,7 +285,7 @@ def _huge_or_boundless(model: str, stream: bool, wire: str) -> Reply | None:
             head += b'{"role":"assistant","content":"'
             tail = b'"},"finish_reason":"stop","logprobs":null}],'
             tail += b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
-        return Reply(stream=_padded(head, size, tail), content_type="application/json")
+        return Reply(stream=_padded(head, size, tail, cut), content_type="application/json")
     if (size := _mib(model, "stub-boundless-")) is not None and stream:
         if wire == "anthropic":
             start = {"type": "message_start", "message": {"id": "msg_b", "model": model}}
