@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from byollm_operator.api import LLMConfigSpec
+from byollm.api import LLMConfigSpec
 from byollm_operator.settings import Settings
 from byollm_router import contract
 from byollm_router.contract import Mode, RoutingTable
@@ -146,7 +146,7 @@ def config_hash(env: dict[str, str], token: str | None = None) -> str:
 
 
 def api_key_prefix(api_key: str | None) -> str | None:
-    """First 8 characters of the key, never more (seed 001)."""
+    """First 8 characters of the key, never more: enough to recognise it, useless to use it."""
     return api_key[:8] if api_key else None
 
 

@@ -24,9 +24,9 @@ from typing import Any, cast
 import kopf
 import kubernetes
 
+from byollm.api import GROUP, PLURAL, VERSION
+from byollm.kube import Kube, KubeError, path
 from byollm_operator import builders, conditions
-from byollm_operator.api import GROUP, PLURAL, VERSION
-from byollm_operator.kube import Kube, KubeError, path
 from byollm_operator.reconcile import Reconciler, make_probe
 from byollm_operator.settings import Settings
 
@@ -84,7 +84,7 @@ def _event_poster(kube: Kube) -> Callable[[dict[str, Any], str, str, str], None]
 def _load_sealing(kube: Kube, settings: Settings) -> Any:
     """Create the sealing key Secret once (in our namespace) and publish the public key."""
     try:
-        from byollm_operator import sealing
+        from byollm import sealing
     except ImportError:  # pragma: no cover - sealing lands separately
         return None
     p = path("v1", "Secret", settings.namespace, settings.sealing_secret)
@@ -166,7 +166,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     if not kubernetes.client.Configuration.get_default_copy().api_key:
         await asyncio.to_thread(kubernetes.config.load_kube_config)
-    kube = Kube(kubernetes.client.ApiClient())
+    kube = Kube(kubernetes.client.ApiClient(), builders.FIELD_MANAGER)
     ring = await asyncio.to_thread(_load_sealing, kube, cfg)
     rec = Reconciler(
         kube=kube,

@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from byollm.api import API_VERSION, KIND, LLMConfigSpec, ProviderSpec
+from byollm.kube import Kube, KubeError, path
 from byollm_operator import builders, conditions
 from byollm_operator import conditions as c
-from byollm_operator.api import API_VERSION, KIND, LLMConfigSpec, ProviderSpec
-from byollm_operator.kube import Kube, KubeError, path
 from byollm_operator.settings import Settings
 from byollm_router import contract
 from byollm_router.contract import Mode, ProviderType

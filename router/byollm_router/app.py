@@ -5,7 +5,7 @@ hot path is a dict lookup, one header scan, one JSON parse and one upstream call
 keeps the added latency well under a millisecond. Bodies that need no change are forwarded
 as the exact bytes received; upstream bytes go back as received (streams chunk by chunk).
 
-Failure semantics (seed 000/003): an upstream HTTP answer of any status passes through
+Failure semantics: an upstream HTTP answer of any status passes through
 verbatim; only failures without an answer become router errors (503 unreachable,
 504 timeout, 502 reset/blocked). There is one upstream and no fallback.
 """

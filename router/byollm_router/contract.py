@@ -28,7 +28,7 @@ class ProviderType(StrEnum):
 
 
 class Category(StrEnum):
-    """The auto-router's six categories (seed 000). Values are the routing-table keys."""
+    """The auto-router's six categories. Values are the routing-table keys."""
 
     FAST = "fast"
     BALANCED = "balanced"
@@ -73,7 +73,7 @@ BYOLLM_AUTOROUTE_TIMEOUT: Final = "BYOLLM_AUTOROUTE_TIMEOUT"  # classifier call 
 # Input above this many estimated tokens goes to the longContext model without a classifier call.
 BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS: Final = "BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS"
 
-# "The four BYO secret keys" of seed 000: reverting to Managed removes them (absent, not empty).
+# "The four BYO secret keys": reverting to Managed removes them (absent, not empty).
 BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)
 
 ROUTER_PORT: Final = 8080

@@ -25,8 +25,8 @@ import psutil
 import pytest
 from kubernetes import client, config
 
-from byollm_operator.client import LLMConfigClient
-from byollm_operator.controlplane import free_port
+from byollm.client import LLMConfigClient
+from byollm_dev.controlplane import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 

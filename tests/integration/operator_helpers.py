@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from byollm_operator import api
-from byollm_operator.kube import Kube, KubeError, path
+from byollm import api
+from byollm.kube import Kube, KubeError, path
 
 
 def wait_for(

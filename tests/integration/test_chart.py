@@ -21,7 +21,7 @@ import yaml
 from k8s_schemas import SCHEMA_LOCATION, write_schemas
 from kubernetes import client
 
-from byollm_operator import rbac
+from byollm_dev import rbac
 from byollm_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from byollm_operator.kube import Kube
+from byollm.kube import Kube
 
 pytestmark = pytest.mark.cluster
 

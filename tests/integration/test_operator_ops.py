@@ -22,7 +22,7 @@ from operator_helpers import (
 )
 from test_operator_lifecycle import KEY, byo_spec
 
-from byollm_operator.kube import Kube
+from byollm.kube import Kube
 from byollm_router import contract
 
 pytestmark = pytest.mark.cluster

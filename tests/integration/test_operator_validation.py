@@ -12,7 +12,7 @@ import pytest
 import yaml
 from operator_helpers import llmc_path, llmconfig
 
-from byollm_operator.kube import Kube, KubeError
+from byollm.kube import Kube, KubeError
 
 pytestmark = pytest.mark.cluster
 

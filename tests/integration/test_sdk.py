@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from byollm_operator.client import (
+from byollm.client import (
     AsyncLLMConfigClient,
     LLMConfigClient,
     LLMConfigView,

@@ -41,8 +41,8 @@ from operator_helpers import (
 )
 from pydantic import ValidationError
 
-from byollm_operator.api import LLMConfigSpec
-from byollm_operator.kube import Kube, KubeError
+from byollm.api import LLMConfigSpec
+from byollm.kube import Kube, KubeError
 
 MAX_EXAMPLES = 150
 FIELD = re.compile(r"(?<![\w.])spec(\.[\w\[\]]+)*(?!\w)")  # spec, spec.x.y[0] (not "specified")

@@ -46,8 +46,8 @@ from operator_helpers import (
 )
 from security_helpers import Corpus, Router, StubProvider, env_from_deployment, needles
 
-from byollm_operator import sealing
-from byollm_operator.kube import Kube, path
+from byollm import sealing
+from byollm.kube import Kube, path
 from byollm_router import contract
 
 pytestmark = pytest.mark.cluster

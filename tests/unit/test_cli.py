@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from byollm_operator import api, cli, sealing
+from byollm import api, cli, sealing
 
 BYOLLM = str(Path(sys.executable).with_name("byollm"))
 

@@ -46,22 +46,11 @@ def test_control_admitted(control: ssrf_table.Attempt) -> None:
 
 
 def test_docs_table_is_current() -> None:
-    """docs/ssrf.md and the README section are generated; regenerate with --write[-readme]."""
+    """docs/ssrf.md is generated; regenerate with ``python -m tests.unit.ssrf_table --write``."""
     table = ssrf_table.render()
     assert ssrf_table.DOC.read_text() == "# SSRF attempts against the guard\n\n" + table, (
         "run: python -m tests.unit.ssrf_table --write"
     )
-    section = ssrf_table.readme_section(ssrf_table.README.read_text())
-    assert section == table, "run: python -m tests.unit.ssrf_table --write-readme"
-
-
-def test_readme_rewrite_keeps_surroundings() -> None:
-    text = f"# t\n\nbefore\n{ssrf_table.BEGIN}\nold\n{ssrf_table.END}\nafter\n"
-    out = ssrf_table.readme_with_table(text, "| new |\n")
-    assert out == f"# t\n\nbefore\n{ssrf_table.BEGIN}\n| new |\n{ssrf_table.END}\nafter\n"
-    assert ssrf_table.readme_section(out) == "| new |\n"
-    appended = ssrf_table.readme_with_table("# t\n", "| x |\n")
-    assert appended.endswith(f"{ssrf_table.BEGIN}\n| x |\n{ssrf_table.END}\n")
 
 
 # --- host literal parsing -------------------------------------------------------------

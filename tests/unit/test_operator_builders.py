@@ -18,8 +18,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from byollm.api import LLMConfigSpec
 from byollm_operator import builders
-from byollm_operator.api import LLMConfigSpec
 from byollm_operator.settings import Settings
 from byollm_router import contract
 

@@ -1,8 +1,8 @@
 """Anthropic native: OpenAI chat completions ⇄ Anthropic Messages, streaming included.
 
-The tenant's agent speaks OpenAI; Anthropic's API does not (seed 000 v1 could not serve it).
+The tenant's agent speaks OpenAI; Anthropic's API does not, so requests and answers are translated.
 The translation functions are pure and unit-tested; only 2xx answers are translated —
-Anthropic's error bodies pass through verbatim like every provider's (seed 000/003).
+Anthropic's error bodies pass through verbatim like every provider's.
 
 Anthropic rejects unknown top-level fields, so OpenAI-only fields (``n`` = 1, penalties,
 ``seed``, ``logprobs``, ``response_format``, ``stream_options`` …) are dropped, and only

@@ -1,13 +1,13 @@
 """Portal SDK: manage a tenant's LLMConfig (and its key Secret) from Python.
 
-A portal backend needs five verbs (seed 001: set, get, delete, toggle; seed 000: revert to
+A portal backend needs five verbs (set, get, delete, toggle, revert to
 managed) and must never see the key again once stored. This module depends only on the
 ``kubernetes`` client (not kopf), writes with server-side apply under its own field
 manager, and lets the API server judge every object: a refused field comes back as
 :class:`ValidationError` carrying the server's message and the field path.
 
     from kubernetes import config
-    from byollm_operator.client import LLMConfigClient
+    from byollm.client import LLMConfigClient
 
     llm = LLMConfigClient(config.new_client_from_config(), "tenant-acme")
     llm.set("acme", provider="openai", api_key="sk-...", default_model="gpt-4o-mini")

@@ -10,7 +10,7 @@ rollouts and conditions behave as in a cluster.
 
 Cluster DNS is the one thing a laptop lacks: the example LLMConfig names its upstream as
 an in-cluster Service (``http://stub.<ns>.svc:PORT/v1`` -- the CRD refuses loopback URLs, as
-it should), so the runner starts routers through :mod:`byollm_operator.devpod`, which
+it should), so the runner starts routers through :mod:`byollm_dev.devpod`, which
 resolves ``*.svc`` names to 127.0.0.1 the way CoreDNS would resolve them to a ClusterIP.
 The router's SSRF guard still checks the address against the operator's allowlist.
 """
@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from byollm_operator import api, controlplane, rbac
-from byollm_operator.client import LLMConfigClient, LLMConfigError
-from byollm_operator.kube import manifest_path
+from byollm import api
+from byollm.client import LLMConfigClient, LLMConfigError
+from byollm.kube import manifest_path
+from byollm_dev import controlplane, rbac
 
 OPERATOR_NAMESPACE: Final = "byollm-system"
 EXAMPLE_NAME: Final = "demo"
@@ -186,7 +187,7 @@ class PodRunner:
         cmd = [
             sys.executable,
             "-m",
-            "byollm_operator.devpod",
+            "byollm_dev.devpod",
             "--host",
             "127.0.0.1",
             "--port",

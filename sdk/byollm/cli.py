@@ -55,7 +55,7 @@ def _public_key(args: argparse.Namespace) -> bytes:
             return Path(args.public_key).read_bytes()
         except OSError as e:
             raise CommandError(f"cannot read {args.public_key}: {e.strerror}") from None
-    from byollm_operator.client import LLMConfigClient, LLMConfigError
+    from byollm.client import LLMConfigClient, LLMConfigError
 
     api = _api_client(args.kubeconfig, args.context)
     try:
@@ -78,7 +78,7 @@ def _public_key(args: argparse.Namespace) -> bytes:
 
 
 def cmd_seal(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
-    from byollm_operator import sealing
+    from byollm import sealing
 
     pub = _public_key(args)
     try:
@@ -96,7 +96,7 @@ def cmd_seal(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
 
 def _status_rows(items: list[dict[str, Any]], wide: bool) -> list[list[str]]:
-    from byollm_operator.client import LLMConfigView
+    from byollm.client import LLMConfigView
 
     rows = []
     for obj in items:
@@ -131,7 +131,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, stdout: TextIO) -> int:
-    from byollm_operator.client import LLMConfigClient, LLMConfigError
+    from byollm.client import LLMConfigClient, LLMConfigError
 
     api = _api_client(args.kubeconfig, args.context)
     try:
@@ -180,14 +180,19 @@ def _default_namespace(args: argparse.Namespace) -> str:
 
 
 def cmd_crd(stdout: TextIO) -> int:
-    from byollm_operator.api import crd_yaml
+    from byollm.api import crd_yaml
 
     stdout.write(crd_yaml())
     return EXIT_OK
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from byollm_operator import dev
+    try:
+        from byollm_dev import dev
+    except ImportError:  # the dev tools are not shipped: they need a source checkout
+        raise CommandError(
+            "byollm dev runs from a source checkout of byollm: run hack/dev.sh there"
+        ) from None
 
     return dev.run(
         upstream_url=args.upstream_url,

@@ -475,7 +475,7 @@ def _audit_policy(state: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m byollm_operator.controlplane``: start, print the kubeconfig, wait for Ctrl-C."""
+    """``python -m byollm_dev.controlplane``: start, print the kubeconfig, wait for Ctrl-C."""
     logging.basicConfig(level=logging.INFO)
     cp = start(progress=sys.stderr)
     print(f"control plane up in {cp.startup_seconds:.1f}s; KUBECONFIG={cp.kubeconfig}")
