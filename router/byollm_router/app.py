@@ -587,7 +587,7 @@ class RouterApp:
             if not ok:
                 translate = None  # provider errors pass through verbatim
             if not stream or not ok:
-                await self._forward_body(route, response, translate, send, ctx)
+                await self._forward_body(route, response, translate, send, ctx, watch)
             else:
                 await self._forward_stream(route, response, translate, send, ctx, watch)
         finally:
@@ -624,6 +624,7 @@ class RouterApp:
         translate: ResponseTranslator | None,
         send: Send,
         ctx: _Ctx,
+        watch: _Watch,
     ) -> None:
         """A non-streamed answer. Translated answers are held (up to the configured limit)
         and translated whole; others are sent whole when small and streamed through when
@@ -639,6 +640,7 @@ class RouterApp:
                 data = translate.body(b"".join(held))
             except Exception:  # whatever the upstream sent: its fault, never a 500
                 raise errors.upstream_bad_response() from None
+            watch.finished = True
             await self._respond(send, ctx, response.status_code, data, JSON, headers)
             return
         content_type = response.headers.get("content-type", "application/json").encode()
@@ -646,6 +648,7 @@ class RouterApp:
         chunks = response.aiter_raw()
         held, complete = await self._read_capped(route, chunks, _PASSTHROUGH_WHOLE_BYTES)
         if complete:
+            watch.finished = True
             data = b"".join(held)
             await self._respond(send, ctx, response.status_code, data, content_type, headers)
             return
@@ -666,6 +669,7 @@ class RouterApp:
             # client sees a broken transfer rather than a truncated answer that parses.
             ctx.error = self._broken(route, exc).code
             return
+        watch.finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _forward_stream(

@@ -23,11 +23,23 @@ import httpx
 import openai
 import pytest
 from router_harness import RouterProcess, StubServer, router_env
+from stubs.figures import print_figure
 
 MIB = 1 << 20
 HUGE_MIB = 300
 BOUNDLESS_MIB = 16
 USER = [{"role": "user", "content": "hi"}]
+
+
+def anthropic_router(
+    start_router: Callable[[dict[str, str]], RouterProcess],
+    stub: StubServer,
+    tenant: str,
+    max_buffered: int,
+) -> RouterProcess:
+    """A router translating to Anthropic that may hold ``max_buffered`` bytes of an answer."""
+    env = router_env("anthropic", stub, BYOLLM_TENANT=tenant)
+    return start_router({**env, "BYOLLM_MAX_BUFFERED_RESPONSE_BYTES": str(max_buffered)})
 
 
 def peak_rss(router: RouterProcess) -> int:
@@ -36,17 +48,6 @@ def peak_rss(router: RouterProcess) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM in /proc/<pid>/status")
-
-
-def report(request: pytest.FixtureRequest, line: str) -> None:
-    """Print a figure past pytest's capture (it belongs in the test output)."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("\n" + line)
-    else:  # pragma: no cover
-        print(line)
 
 
 def test_huge_untranslated_answer_is_streamed_through(
@@ -72,8 +73,8 @@ def test_huge_untranslated_answer_is_streamed_through(
     peak = peak_rss(router)
     assert received > HUGE_MIB * MIB
     assert tail.endswith(b'"total_tokens":2}}')  # the whole answer arrived, in order
-    report(
-        request,
+    print_figure(
+        request.config,
         f"router peak RSS relaying a {received / 1e6:.0f} MB non-streamed answer: "
         f"{peak / MIB:.0f} MiB (before: {before / MIB:.0f} MiB; {elapsed:.1f} s, "
         f"{received / MIB / elapsed:.0f} MiB/s)",
@@ -109,14 +110,7 @@ def test_translated_answer_beyond_the_limit_is_a_502(
     start_router: Callable[[dict[str, str]], RouterProcess],
     request: pytest.FixtureRequest,
 ) -> None:
-    router = start_router(
-        router_env(
-            "anthropic",
-            stub,
-            BYOLLM_TENANT="bounds-cap",
-            BYOLLM_MAX_BUFFERED_RESPONSE_BYTES=str(4 * MIB),
-        )
-    )
+    router = anthropic_router(start_router, stub, "bounds-cap", 4 * MIB)
     client = router.openai()
     # Under the limit: translated as usual.
     ok = client.chat.completions.create(model="stub-huge-3", messages=USER)
@@ -128,8 +122,8 @@ def test_translated_answer_beyond_the_limit_is_a_502(
     assert body["code"] == "upstream_response_too_large", body
     assert str(4 * MIB) in body["message"]
     peak = peak_rss(router)
-    report(
-        request,
+    print_figure(
+        request.config,
         f"router peak RSS refusing a {HUGE_MIB} MiB answer to translate "
         f"(limit 4 MiB): {peak / MIB:.0f} MiB",
     )
@@ -145,14 +139,7 @@ def test_healthz_stays_responsive_while_a_boundaryless_stream_is_parsed(
     request: pytest.FixtureRequest,
 ) -> None:
     # A limit above the event's size, so the parser really scans all 16 MiB.
-    router = start_router(
-        router_env(
-            "anthropic",
-            stub,
-            BYOLLM_TENANT="bounds-sse",
-            BYOLLM_MAX_BUFFERED_RESPONSE_BYTES=str(64 * MIB),
-        )
-    )
+    router = anthropic_router(start_router, stub, "bounds-sse", 64 * MIB)
     outcome: dict[str, Any] = {}
 
     def consume() -> None:
@@ -177,8 +164,8 @@ def test_healthz_stays_responsive_while_a_boundaryless_stream_is_parsed(
             time.sleep(0.01)
     worker.join()
     worst = max(latencies)
-    report(
-        request,
+    print_figure(
+        request.config,
         f"/healthz while a {BOUNDLESS_MIB} MiB boundary-less Anthropic stream was parsed "
         f"({outcome['seconds']:.2f} s): {len(latencies)} probes, worst "
         f"{worst * 1000:.0f} ms, median {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms",
@@ -191,14 +178,7 @@ def test_healthz_stays_responsive_while_a_boundaryless_stream_is_parsed(
 def test_one_event_beyond_the_limit_ends_the_stream_with_an_error(
     stub: StubServer, start_router: Callable[[dict[str, str]], RouterProcess]
 ) -> None:
-    router = start_router(
-        router_env(
-            "anthropic",
-            stub,
-            BYOLLM_TENANT="bounds-event",
-            BYOLLM_MAX_BUFFERED_RESPONSE_BYTES="65536",
-        )
-    )
+    router = anthropic_router(start_router, stub, "bounds-event", 65536)
     stream = router.openai().chat.completions.create(
         model=f"stub-boundless-{BOUNDLESS_MIB}", messages=USER, stream=True
     )

@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from router_harness import RouterProcess
 from stubs import wire_strategies as ws
+from stubs.figures import print_figure
 
 TOKEN = "router-token-HOSTILE-0123456789"
 UPSTREAM_KEY = "sk-upstream-HOSTILE-key-0123456789"
@@ -249,13 +250,7 @@ def hostile(
             f"hostile router inputs generated: {total} ({detail}); router statuses "
             f"{statuses} (upstream pass-through not counted)"
         )
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is not None and capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line("\n" + line)
-        else:  # pragma: no cover
-            print(line)
+        print_figure(request.config, line)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import httpx
 import openai
 import pytest
 from router_harness import TOKEN, RouterProcess, StubServer, router_env
+from stubs.figures import print_figure
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -41,14 +42,6 @@ BAD_DEPLOYMENTS = [
     "dép",
     "dep\\..",
 ]
-
-
-def report(request: pytest.FixtureRequest, line: str) -> None:
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("\n" + line)
 
 
 @pytest.mark.parametrize("name", BAD_DEPLOYMENTS)
@@ -78,14 +71,18 @@ def test_azure_deployment_names_azure_allows(
     assert stub.requests()[-1]["path"] == f"/openai/deployments/{name}/chat/completions"
 
 
-async def _trickle(port: int, head: bytes, every_s: float, limit_s: float) -> tuple[float, bytes]:
-    """Send ``head`` one byte every ``every_s`` until the router answers or closes; return
-    how long the connection was held and what the router sent."""
+async def _trickle(
+    port: int, trickled: bytes, every_s: float, limit_s: float, sent_first: bytes = b""
+) -> tuple[float, bytes]:
+    """Send ``sent_first`` at once, then ``trickled`` one byte every ``every_s``, until the
+    router answers or closes; return how long the connection was held and what the router
+    sent."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     started = time.monotonic()
+    writer.write(sent_first)
     got = b""
     try:
-        for byte in head * 100:
+        for byte in trickled:
             if time.monotonic() - started > limit_s:
                 break
             try:
@@ -136,9 +133,9 @@ def test_trickling_clients_are_answered_408_and_dropped(
     count = 50
 
     async def scenario() -> tuple[list[tuple[float, bytes]], list[tuple[float, bytes]], float]:
-        heads = [_trickle(router.port, head, 0.1, 20) for _ in range(count)]
+        heads = [_trickle(router.port, head * 100, 0.1, 20) for _ in range(count)]
         # Body trickle: the head arrives whole, then the body byte by byte.
-        bodies = [_trickle_body(router.port, body_head, 0.1, 20) for _ in range(5)]
+        bodies = [_trickle(router.port, b"a" * 5000, 0.1, 20, body_head) for _ in range(5)]
         idle = _trickle(router.port, b"", 0.1, 20)  # connects, sends nothing
         probe = asyncio.create_task(_probe_healthz(router.url, 2.0))
         results = await asyncio.gather(*heads, *bodies, idle)
@@ -154,41 +151,14 @@ def test_trickling_clients_are_answered_408_and_dropped(
     for seconds, raw in bodies[:-1]:
         assert _status_and_code(raw) == (408, "request_timeout"), raw[:200]
         assert seconds < body_timeout + 8, seconds
-    report(
-        request,
+    print_figure(
+        request.config,
         f"slow clients: {count} trickling heads, 5 trickling bodies and 1 idle connection "
         f"on loopback all answered 408 and closed; held at most {max(held):.1f} s "
         f"(head limit {header_timeout:.0f} s, body limit {body_timeout:.0f} s); "
         f"/healthz worst {healthz_worst * 1000:.0f} ms meanwhile",
     )
     assert router.openai().chat.completions.create(model="stub-model", messages=USER).choices
-
-
-async def _trickle_body(
-    port: int, head: bytes, every_s: float, limit_s: float
-) -> tuple[float, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    started = time.monotonic()
-    writer.write(head)
-    got = b""
-    try:
-        while time.monotonic() - started < limit_s:
-            try:
-                writer.write(b"a")
-                await writer.drain()
-            except ConnectionError:
-                break
-            try:
-                got = await asyncio.wait_for(reader.read(65536), every_s)
-            except TimeoutError:
-                continue
-            break
-        rest = await asyncio.wait_for(reader.read(), 5)
-        return time.monotonic() - started, got + rest
-    except ConnectionError:
-        return time.monotonic() - started, got
-    finally:
-        writer.close()
 
 
 async def _probe_healthz(url: str, duration_s: float) -> float:

@@ -7,21 +7,22 @@ Response direction: any Anthropic answer, non-streamed or streamed (split at ran
 points), becomes OpenAI-shaped output or a 502 ``RouterError`` — nothing else.
 
 The figures (inputs per run, outcomes seen) are printed at the end of the module. The
-end-to-end counterpart over real sockets is ``tests/e2e/test_router_translation_fuzz.py``.
+end-to-end counterpart over real sockets is ``tests/e2e/test_router_no_500.py``.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stubs import wire_strategies as ws
+from stubs.figures import print_figure
 
 from byollm_router.app import _loads
 from byollm_router.errors import RouterError
@@ -38,11 +39,18 @@ def _figures(request: pytest.FixtureRequest) -> Iterator[None]:
     total = sum(OUTCOMES.values())
     seen = ", ".join(f"{k}:{v}" for k, v in sorted(OUTCOMES.items()))
     line = f"translation fuzz (unit): {total} inputs; outcomes {seen}; 500s: 0"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("\n" + line)
+    print_figure(request.config, line)
+
+
+T = TypeVar("T")
+
+
+def attempt(action: Callable[[], T]) -> tuple[T | None, RouterError | None]:
+    """``action()``'s result, or the RouterError it raised (any other exception fails)."""
+    try:
+        return action(), None
+    except RouterError as exc:
+        return None, exc
 
 
 def _is_openai_chunk_stream(data: bytes) -> None:
@@ -60,17 +68,13 @@ def _is_openai_chunk_stream(data: bytes) -> None:
 def test_requests_translate_or_are_refused(body: dict[str, Any]) -> None:
     raw = json.dumps(body).encode()
     parsed = _loads(raw)  # exactly what the app does first
-    try:
-        call = PROVIDER.chat(parsed, raw, {})
-    except RouterError as exc:
-        refused = exc
-    else:
-        refused = None
+    call, refused = attempt(lambda: PROVIDER.chat(parsed, raw, {}))
     if refused is not None:
         OUTCOMES[f"request-{refused.status}"] += 1
         assert 400 <= refused.status < 500, refused.code
         return
     OUTCOMES["request-sent"] += 1
+    assert call is not None
     assert call.content is not None
     sent = json.loads(call.content)
     assert isinstance(sent["messages"], list)
@@ -81,17 +85,14 @@ def test_requests_translate_or_are_refused(body: dict[str, Any]) -> None:
 @given(message=ws.maybe(ws.anthropic_message))
 def test_answers_translate_or_are_a_502(message: Any) -> None:
     translator = ChatTranslator(include_usage=True)
-    try:
-        out = json.loads(translator.body(json.dumps(message).encode()))
-    except RouterError as exc:
-        failed = exc
-    else:
-        failed = None
+    data, failed = attempt(lambda: translator.body(json.dumps(message).encode()))
     if failed is not None:
         OUTCOMES[f"answer-{failed.status}"] += 1
         assert failed.status == 502
         return
     OUTCOMES["answer-translated"] += 1
+    assert data is not None
+    out = json.loads(data)
     assert out["object"] == "chat.completion"
     assert out["choices"][0]["message"]["role"] == "assistant"
 

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from router_harness import TOKEN, RouterProcess, StubServer, router_env
 from stubs import wire_strategies as ws
+from stubs.figures import print_figure
 
 STATUSES: Counter[str] = Counter()
 FUZZ = settings(
@@ -45,11 +46,7 @@ def fuzzed(
     total = sum(STATUSES.values())
     seen = ", ".join(f"{k}:{v}" for k, v in sorted(STATUSES.items()))
     line = f"translation fuzz (e2e): {total} requests; statuses {seen}; 500s: 0"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("\n" + line)
+    print_figure(request.config, line)
     for router in routers.values():
         assert router.proc.poll() is None
         assert "Traceback" not in router.log_text()
