@@ -3,7 +3,8 @@
 Hypothesis generates OpenAI chat requests over the whole schema (each field well typed or
 not, huge integers included; streamed and not) and sends them to routers for the
 translating providers (Anthropic: OpenAI → Anthropic and back; Azure: deployment URLs)
-aimed at the stub provider, which speaks the real wire formats and validates Anthropic
+and to an auto-routing router (which reads the messages to classify them), all aimed at
+the stub provider, which speaks the real wire formats and validates Anthropic
 bodies like the API. The upstream-answer direction is fuzzed the same way against a
 scripted upstream in ``test_router_hostile.py``.
 
@@ -32,7 +33,9 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-KINDS = ("anthropic", "azure")
+KINDS = ("anthropic", "azure", "auto")
+# The auto-router (model "auto", or none) classifies with a call to the same provider.
+ROUTING = '{"auto": true, "models": {"fast": "stub-classify-code", "code": "stub-model"}}'
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,8 @@ def fuzzed(
     start_router: Callable[[dict[str, str]], RouterProcess],
     request: pytest.FixtureRequest,
 ) -> Iterator[dict[str, RouterProcess]]:
-    routers = {kind: start_router(router_env(kind, stub)) for kind in KINDS}
+    routers = {kind: start_router(router_env(kind, stub)) for kind in KINDS[:2]}
+    routers["auto"] = start_router(router_env("openai", stub, LLM_ROUTING=ROUTING))
     yield routers
     total = sum(STATUSES.values())
     seen = ", ".join(f"{k}:{v}" for k, v in sorted(STATUSES.items()))

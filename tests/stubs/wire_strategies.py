@@ -110,7 +110,7 @@ tool_choice = st.one_of(
 )
 chat_request = st.fixed_dictionaries(
     {
-        "model": maybe(st.sampled_from(["stub-model", "claude-x"])),
+        "model": maybe(st.sampled_from(["stub-model", "claude-x", "auto"])),
         "messages": maybe(st.lists(message, min_size=1, max_size=4)),
     },
     optional={

@@ -24,9 +24,11 @@ from hypothesis import strategies as st
 from stubs import wire_strategies as ws
 from stubs.figures import print_figure
 
+from byollm_router import autoroute
 from byollm_router.app import _loads
 from byollm_router.errors import RouterError
 from byollm_router.providers.anthropic import Anthropic, ChatTranslator
+from byollm_router.providers.base import dump_json
 
 OUTCOMES: Counter[str] = Counter()
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,3 +123,16 @@ def test_streams_translate_or_end_in_a_502(
     OUTCOMES["stream-translated" if failed is None else f"stream-{failed.status}"] += 1
     assert failed is None or failed.status == 502
     _is_openai_chunk_stream(out)
+
+
+@FUZZ
+@given(body=ws.chat_request)
+def test_auto_router_reads_any_request(body: dict[str, Any]) -> None:
+    """The auto-router's rules and classifier prompt read the client's messages before any
+    translation: any shape must give a category (or none), never an exception. (A content
+    part whose type was a list once raised TypeError here: a 500.)"""
+    parsed = _loads(json.dumps(body).encode())
+    category = autoroute.rule_category(parsed)
+    prompt = autoroute.classifier_request_body(autoroute.classifier_messages(parsed), "m")
+    assert json.loads(dump_json(prompt))["model"] == "m"
+    OUTCOMES["auto-" + (category.value if category else "classifier")] += 1
