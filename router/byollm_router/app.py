@@ -88,6 +88,10 @@ class _ClientGone(Exception):
     """The client disconnected while we were reading its request."""
 
 
+class _ClientStalled(Exception):
+    """The client stopped reading its answer for longer than the write timeout."""
+
+
 class _Ctx:
     """Per-request bookkeeping for the log line and metrics (metadata only)."""
 
@@ -548,8 +552,23 @@ class RouterApp:
         assert task is not None
         watch = _Watch()
         watcher = asyncio.create_task(watch.run(receive, task))
+        stall_s = self.cfg.client_write_timeout_s
+
+        async def send_unless_stalled(message: Message) -> None:
+            # uvicorn's send waits while the client's buffers are full; not for ever.
+            try:
+                async with asyncio.timeout(stall_s):
+                    await send(message)
+            except TimeoutError:
+                raise _ClientStalled from None
+
         try:
-            await self._forward(route, call, stream, send, ctx, watch)
+            await self._forward(route, call, stream, send_unless_stalled, ctx, watch)
+        except _ClientStalled:
+            # Return with the answer unfinished: the server closes the connection, and
+            # leaving _forward closed the upstream response (the provider stops).
+            ctx.error = "client_stalled"
+            self.metrics.client_disconnects.labels(route).inc()
         except asyncio.CancelledError:
             if not watch.gone:
                 raise
@@ -720,6 +739,8 @@ class RouterApp:
             ctx.error = mapped.code
             if not response.headers.get("content-encoding"):
                 tail = mapped.sse_event()
+        except _ClientStalled:
+            raise
         except errors.RouterError as exc:  # e.g. one event beyond the buffering limit
             ctx.error = exc.code
             self.metrics.upstream_errors.labels(route, exc.code).inc()

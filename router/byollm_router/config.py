@@ -65,6 +65,7 @@ class RouterConfig(BaseModel):
     max_buffered_response_bytes: int = c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
     client_header_timeout_s: float = c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
     client_body_timeout_s: float = c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+    client_write_timeout_s: float = c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
     max_connections: int = c.DEFAULT_MAX_CONNECTIONS
 
 
@@ -254,6 +255,9 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         ),
         client_body_timeout_s=_positive_float(
             env, c.BYOLLM_CLIENT_BODY_TIMEOUT, c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+        ),
+        client_write_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_WRITE_TIMEOUT, c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
         ),
         max_connections=_positive_int(env, c.BYOLLM_MAX_CONNECTIONS, c.DEFAULT_MAX_CONNECTIONS),
     )

@@ -121,3 +121,10 @@ DEFAULT_MAX_CONNECTIONS: Final = 1000
 # digits, ``.``, ``_`` and ``-``, starting with a letter or digit. It becomes one path
 # segment of the upstream URL, so ``.``/``..`` (dot segments) and ``/`` can never pass.
 AZURE_DEPLOYMENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
+
+# Seconds the router waits for a client that has stopped reading its answer (every buffer
+# between them full); then the answer is abandoned, the connection closed and the upstream
+# request cancelled. A client reading normally, however slowly the model writes, never
+# meets it.
+BYOLLM_CLIENT_WRITE_TIMEOUT: Final = "BYOLLM_CLIENT_WRITE_TIMEOUT"
+DEFAULT_CLIENT_WRITE_TIMEOUT_S: Final = 60.0

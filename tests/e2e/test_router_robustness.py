@@ -3,7 +3,8 @@
 * A request's model is an Azure deployment name only if Azure's naming rules allow it;
   ``..``, ``.`` and anything with ``/`` never reach the upstream (they would walk the URL).
 * Clients trickling a request head or body over loopback are answered 408 and dropped
-  after ``BYOLLM_CLIENT_HEADER_TIMEOUT`` / ``BYOLLM_CLIENT_BODY_TIMEOUT``; beyond
+  after ``BYOLLM_CLIENT_HEADER_TIMEOUT`` / ``BYOLLM_CLIENT_BODY_TIMEOUT``; a client that
+  stops reading is let go after ``BYOLLM_CLIENT_WRITE_TIMEOUT``; beyond
   ``BYOLLM_MAX_CONNECTIONS`` a new connection gets an OpenAI-shaped 503. Counts and
   durations are bounded; the figures are printed.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -204,3 +206,54 @@ def test_connections_beyond_the_cap_get_a_503(
             break
         time.sleep(0.05)
     assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("model", "stream"),
+    [("stub-huge-300", False), ("stub-boundless-300", True)],
+    ids=["json", "sse"],
+)
+def test_a_client_that_stops_reading_is_let_go(
+    stub: StubServer,
+    start_router: Callable[[dict[str, str]], RouterProcess],
+    request: pytest.FixtureRequest,
+    model: str,
+    stream: bool,
+) -> None:
+    """A client that asks for a large answer and then reads nothing: once every buffer is
+    full, the router waits ``BYOLLM_CLIENT_WRITE_TIMEOUT``, then closes the connection and
+    cancels the upstream request (the provider stops generating)."""
+    router = start_router(
+        router_env("openai", stub, BYOLLM_TENANT="stalled", BYOLLM_CLIENT_WRITE_TIMEOUT="1")
+    )
+    body = json.dumps({"model": model, "messages": USER, "stream": stream}).encode()
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer "
+        + TOKEN.encode()
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", router.port), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        started = time.monotonic()
+        sock.sendall(head + body)
+        log = stub.wait_for(
+            lambda entries: any(
+                e.get("model") == model and e.get("outcome") == "disconnected" for e in entries
+            ),
+            timeout=30,
+        )
+        held = time.monotonic() - started
+        assert any(e.get("model") == model and e.get("outcome") == "disconnected" for e in log)
+        received = 0
+        with contextlib.suppress(ConnectionError):
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+    assert received < 300 * (1 << 20)  # the answer was abandoned, not delivered
+    print_figure(
+        request.config,
+        f"a client that stopped reading a {'streamed' if stream else 'non-streamed'} answer "
+        f"was let go after {held:.1f} s (write timeout 1 s); {received >> 20} MiB had been "
+        "buffered towards it",
+    )
+    assert '"client_stalled"' in router.log_text()
+    assert httpx.get(router.url + "/healthz", timeout=5).status_code == 200

@@ -161,6 +161,7 @@ def test_bounds_default_and_configured() -> None:
     assert cfg.max_buffered_response_bytes == c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES == 8 << 20
     assert cfg.client_header_timeout_s == c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
     assert cfg.client_body_timeout_s == c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+    assert cfg.client_write_timeout_s == c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
     assert cfg.max_connections == c.DEFAULT_MAX_CONNECTIONS
     cfg = load_config(
         {
@@ -168,9 +169,11 @@ def test_bounds_default_and_configured() -> None:
             c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES: "65536",
             c.BYOLLM_CLIENT_HEADER_TIMEOUT: "2.5",
             c.BYOLLM_CLIENT_BODY_TIMEOUT: "30",
+            c.BYOLLM_CLIENT_WRITE_TIMEOUT: "15",
             c.BYOLLM_MAX_CONNECTIONS: "50",
         }
     )
+    assert cfg.client_write_timeout_s == 15.0
     assert cfg.max_buffered_response_bytes == 65536
     assert (cfg.client_header_timeout_s, cfg.client_body_timeout_s) == (2.5, 30.0)
     assert cfg.max_connections == 50
@@ -178,6 +181,7 @@ def test_bounds_default_and_configured() -> None:
         c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES,
         c.BYOLLM_CLIENT_HEADER_TIMEOUT,
         c.BYOLLM_CLIENT_BODY_TIMEOUT,
+        c.BYOLLM_CLIENT_WRITE_TIMEOUT,
         c.BYOLLM_MAX_CONNECTIONS,
     ):
         with pytest.raises(ConfigError) as err:
