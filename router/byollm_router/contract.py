@@ -82,6 +82,10 @@ BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)
 
 ROUTER_PORT: Final = 8080
 
+# The operator reads a tenant's key only from a Secret carrying this label with value
+# "true": naming a Secret in an LLMConfig is not enough to have it sent to a provider.
+LLM_KEY_LABEL: Final = "byollm.io/llm-key"
+
 # --- provider wire constants both sides need ---------------------------------------------
 DEFAULT_AZURE_API_VERSION: Final = "2024-10-21"  # GA api-version used when none is given
 AZURE_API_VERSION_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}(-preview)?$"
