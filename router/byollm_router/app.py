@@ -137,7 +137,7 @@ def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
     entries = [cfg.allowlist or ""]
     if cfg.mode is Mode.MANAGED:
         entries.append(httpx.URL(cfg.base_url).host)
-    allowlist = guard.Allowlist.parse(",".join(e for e in entries if e))
+    allowlist = guard.Allowlist.parse(",".join(e for e in entries if e), cfg.api_server_host)
     return guard.build_transport(
         allowlist, network_backend=AsyncioBackend(), http2=True, limits=_LIMITS, retries=0
     )

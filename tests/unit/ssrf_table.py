@@ -206,6 +206,18 @@ ATTEMPTS: list[Attempt] = [
     Attempt("https://08.0.0.1/v1", "invalid octal (resolver-dependent)"),
     Attempt("https://1.2.3.4.5/v1", "five numeric labels"),
     Attempt("https://\uff11\uff12\uff17.0.0.1/v1", "full-width digits"),
+    Attempt("https://localhost../v1", "localhost, two trailing dots"),
+    Attempt("https://api..openai.com/v1", "empty label"),
+    Attempt("https://168.63.129.16/v1", "Azure WireServer"),
+    Attempt("https://169.254.170.23/v1", "EKS Pod Identity, allowlist 0.0.0.0/0", "0.0.0.0/0"),
+    Attempt("https://[fd00:ec2::23]/v1", "EKS Pod Identity over IPv6, allowlist ::/0", "::/0"),
+    Attempt("https://192.0.0.192/v1", "Oracle Cloud metadata, allowlist 0.0.0.0/0", "0.0.0.0/0"),
+    Attempt(
+        "http://kubernetes.default.svc.cluster.local/v1",
+        "API server, allowlist *.svc.cluster.local",
+        "*.svc.cluster.local",
+    ),
+    Attempt("https://kubernetes.default.svc.corp.example/v1", "API server, custom cluster domain"),
 ]
 
 # Must be ADMITTED: proves the guard blocks hostile forms, not everything.

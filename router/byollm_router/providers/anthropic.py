@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from byollm_router import errors
+from byollm_router import contract, errors
 from byollm_router.contract import DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
 from byollm_router.providers.base import (
     LocalAnswer,
@@ -33,7 +33,6 @@ from byollm_router.providers.base import (
     with_forwarded,
 )
 
-ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 
 # Anthropic-native request fields passed through untouched when a caller sends them.
@@ -600,7 +599,7 @@ class Anthropic(Provider):
         self._messages_url = httpx.URL(base + "/messages")
         self._models_url = httpx.URL(base + "/models?limit=1000")
         self._headers = base_headers(
-            ("x-api-key", api_key), ("anthropic-version", ANTHROPIC_VERSION), decoded=True
+            ("x-api-key", api_key), ("anthropic-version", contract.ANTHROPIC_VERSION), decoded=True
         )
 
     def chat(
