@@ -372,7 +372,12 @@ class StubProvider:
         entry["query"] = {k: v[0] for k, v in req.query.items()}
         entry["time"] = time.time()
         self.log.append(entry)
-        reply = await self._route(req, entry)
+        try:
+            reply = await self._route(req, entry)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            # A body the stub's simple handlers cannot read: a 400, as a provider would
+            # answer (not a dropped connection, which a router must report as a 502).
+            reply = _openai_bad_json()
         entry["status"] = reply.status
         if reply.behaviour is None and reply.stream is None and self.s.latency_s:
             await asyncio.sleep(self.s.latency_s)
