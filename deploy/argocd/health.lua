@@ -12,11 +12,13 @@
 
 local STALLED_REASONS = {
   ApplyRefused = true,
+  EndpointNotFound = true,
   InvalidCredentials = true,
   InvalidSpec = true,
   ProgressDeadlineExceeded = true,
   SecretKeyNotFound = true,
   SecretNotFound = true,
+  SecretNotOptedIn = true,
   UnsealFailed = true,
   UpstreamBlocked = true,
 }

@@ -207,6 +207,14 @@ class Reconciler:
                     c.SECRET_NOT_FOUND,
                     f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} not found",
                 )
+            labels = secret.get("metadata", {}).get("labels") or {}
+            if labels.get(contract.LLM_KEY_LABEL) != "true":  # checked before reading data
+                raise KeyUnavailable(
+                    c.SECRET_NOT_OPTED_IN,
+                    f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} is not opted "
+                    f"in to byollm; label it: kubectl -n {ns} label secret {ref.name} "
+                    f"{contract.LLM_KEY_LABEL}=true",
+                )
             raw = (secret.get("data") or {}).get(ref.key)
             if not raw:
                 raise KeyUnavailable(
@@ -463,9 +471,25 @@ def _cond_changed(status: dict[str, Any], conds: list[dict[str, Any]], type_: st
 # --- credentials probe -------------------------------------------------------------------
 
 
+# Providers whose check endpoint refuses requests without a valid key: a 2xx proves it.
+# OpenRouter's /models is public, so its key-information endpoint is used instead; custom
+# and Ollama endpoints often serve /models to anyone, so a 2xx there proves nothing.
+_VERIFIABLE: frozenset[ProviderType] = frozenset(
+    {
+        ProviderType.OPENAI,
+        ProviderType.AZURE,
+        ProviderType.ANTHROPIC,
+        ProviderType.OPENROUTER,
+        ProviderType.GROQ,
+    }
+)
+
+
 def probe_request(provider: ProviderSpec, api_key: str) -> tuple[str, dict[str, str]]:
-    """URL and auth headers for the provider's models endpoint (pure)."""
+    """URL and auth headers of an endpoint of the provider that needs the key (pure)."""
     base = provider.effective_base_url().rstrip("/")
+    if provider.type is ProviderType.OPENROUTER:
+        return f"{base}/key", {"Authorization": f"Bearer {api_key}"}
     if provider.type is ProviderType.AZURE:
         version = (
             provider.azure.api_version if provider.azure else contract.DEFAULT_AZURE_API_VERSION
@@ -477,6 +501,33 @@ def probe_request(provider: ProviderSpec, api_key: str) -> tuple[str, dict[str, 
             "anthropic-version": contract.ANTHROPIC_VERSION,
         }
     return f"{base}/models", {"Authorization": f"Bearer {api_key}"}
+
+
+def judge(provider: ProviderType, status: int, endpoint: str) -> tuple[str, str, str]:
+    """The CredentialsValid (status, reason, message) for the check's HTTP answer (pure)."""
+    if status in (401, 403):
+        return (
+            "False",
+            c.INVALID_CREDENTIALS,
+            f"provider answered {status} on {endpoint}: key expired, revoked or wrong",
+        )
+    if status == 404:
+        return (
+            "False",
+            c.ENDPOINT_NOT_FOUND,
+            f"provider answered 404 on {endpoint}: spec.provider.baseURL must be the API root "
+            "(e.g. https://host/v1), not an endpoint such as /chat/completions",
+        )
+    if 200 <= status < 300:
+        if provider in _VERIFIABLE:
+            return "True", c.VALID, f"provider accepted the key on {endpoint}"
+        return (
+            "Unknown",
+            c.NOT_VERIFIABLE,
+            f"{endpoint} answered without needing a key: the key cannot be verified "
+            f"for provider {provider.value}",
+        )
+    return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {status} on {endpoint}"
 
 
 def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, str, str]]:
@@ -515,15 +566,7 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
             return "False", c.UPSTREAM_BLOCKED, f"spec.provider.baseURL: {e}"
         except httpx.HTTPError as e:
             return "Unknown", c.UNREACHABLE, f"{type(e).__name__} calling the models endpoint"
-        if resp.status_code in (401, 403):
-            return (
-                "False",
-                c.INVALID_CREDENTIALS,
-                (f"provider answered {resp.status_code} on /models: key expired, revoked or wrong"),
-            )
-        if 200 <= resp.status_code < 300:
-            return "True", c.VALID, "provider accepted the key on /models"
-        return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {resp.status_code} on /models"
+        return judge(provider.type, resp.status_code, httpx.URL(url).path)
 
     def probe(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
         return asyncio.run(run(provider, api_key))

@@ -28,6 +28,7 @@ from typing import Any, Final
 from kubernetes import client as k8s
 
 from byollm.api import GROUP, PLURAL, VERSION
+from byollm_router.contract import LLM_KEY_LABEL
 
 FIELD_MANAGER: Final = "byollm-portal"
 KEY_SECRET_SUFFIX: Final = "-byo-key"
@@ -291,7 +292,7 @@ class LLMConfigClient:
         meta: dict[str, Any] = {
             "name": key_secret_name(name),
             "namespace": self.namespace,
-            "labels": {**PART_OF, "byollm.io/llmconfig": name},
+            "labels": {**PART_OF, "byollm.io/llmconfig": name, LLM_KEY_LABEL: "true"},
         }
         if owner is not None:
             meta["ownerReferences"] = [
