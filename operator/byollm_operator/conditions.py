@@ -181,11 +181,7 @@ def summary(conditions: list[dict[str, Any]]) -> Summary:
     and Ready (set Ready first). Exactly one of Ready, Reconciling, Stalled comes out True."""
     ready = get(conditions, READY)
     if ready is not None and ready["status"] == "True":
-        done = (
-            "False",
-            RECONCILED,
-            "router serving the current configuration",
-        )
+        done = ("False", RECONCILED, "router serving the current configuration")
         return done, done
     details = [d for d in (get(conditions, t) for t in DETAIL_TYPES) if d is not None]
     stuck = [d for d in details if d["status"] == "False" and d["reason"] in STALLED_REASONS]
