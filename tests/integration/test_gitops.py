@@ -97,7 +97,7 @@ def test_flux_argocd_and_kubectl_wait_through_a_lifecycle(
     spec = {
         "mode": "BYO",
         "provider": {
-            "type": "custom",
+            "type": "openai",  # its /models needs the key, so the check proves it
             "baseURL": f"http://stub.{ns}.svc:{stub_provider['port']}/v1",  # -> the stub
             "defaultModel": GOOD_MODEL,
             "apiKey": {"secretKeyRef": {"name": "gitops-key", "key": "apiKey"}},
