@@ -129,3 +129,44 @@ def test_serving_mode_and_defaults() -> None:
 def test_sealed_pattern_matches_sealing_module() -> None:
     sealing = pytest.importorskip("byollm.sealing")
     assert api.SEALED_RE == sealing.SEALED_PATTERN
+
+
+def test_sealed_key_field_has_no_pattern_and_no_value_echoing_rule() -> None:
+    """A raw key pasted into ``sealed`` must never be repeated by the API server: a
+    ``pattern`` or ``minLength`` error shows the value; a CEL rule's message does not."""
+    spec = api.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    sealed = spec["properties"]["spec"]["properties"]["provider"]["properties"]["apiKey"][
+        "properties"
+    ]["sealed"]
+    assert "pattern" not in sealed and "minLength" not in sealed
+    assert [r["message"] for r in sealed["x-kubernetes-validations"]] == [
+        "spec.provider.apiKey.sealed: is not a sealed value (make one with `byollm seal`; a "
+        "plain key belongs in a Secret named by secretKeyRef)"
+    ]
+
+
+def test_no_crd_message_shows_a_regex() -> None:
+    """Messages say in words what is wrong; a regex belongs in the rule only."""
+    crd = api.crd_yaml()
+    for rule in _walk(api.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]):
+        for r in rule[1].get("x-kubernetes-validations", []):
+            assert "^" not in r["message"] and "\\" not in r["message"], r["message"]
+    assert "pattern: ^\\S+$" not in crd
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://api.together.xyz/v1 ", "whitespace"),
+        ("https://api.together.xyz/v1\t", "whitespace"),
+        ("https://api.together.xyz/\u2003v1", "whitespace"),
+        ("https://api.openai.com/v1/chat/completions", "drop the trailing"),
+        ("https://api.openai.com/v1/models/", "https://api.openai.com/v1"),
+    ],
+)
+def test_base_url_problem_says_what_is_wrong(url: str, words: str) -> None:
+    problem = api.base_url_problem(url)
+    assert problem is not None and words in problem
+    with pytest.raises(ValidationError) as err:
+        api.ProviderSpec.model_validate({"type": "custom", "baseURL": url})
+    assert words in str(err.value)
