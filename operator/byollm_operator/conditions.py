@@ -18,7 +18,7 @@ SECRET_SYNCED: Final = "SecretSynced"
 ROUTER_AVAILABLE: Final = "RouterAvailable"
 """True when the router Deployment has rolled out the current config hash and is available."""
 CREDENTIALS_VALID: Final = "CredentialsValid"
-"""True when the provider's /models accepted the key; False on 401/403; Unknown otherwise."""
+"""True when the provider's /models accepted the key; False on 401/403/404; Unknown otherwise."""
 
 TYPES: Final = (READY, SECRET_SYNCED, ROUTER_AVAILABLE, CREDENTIALS_VALID)
 
@@ -51,6 +51,9 @@ UPSTREAM_BLOCKED: Final = "UpstreamBlocked"
 """CredentialsValid (False): the SSRF guard refuses spec.provider.baseURL (e.g. a hostname
 that resolves to a loopback, private, link-local or metadata address); the router would
 refuse every call too, so Ready is False."""
+ENDPOINT_NOT_FOUND: Final = "EndpointNotFound"
+"""CredentialsValid (False): the provider answered 404 on its models endpoint: the baseURL
+is wrong (a path too many or too few), so every call would 404 too and Ready is False."""
 UNEXPECTED_RESPONSE: Final = "UnexpectedResponse"
 """CredentialsValid (Unknown): an answer that is neither success nor an auth error."""
 PROBE_DISABLED: Final = "ProbeDisabled"

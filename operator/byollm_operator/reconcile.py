@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import threading
 import time
@@ -135,6 +136,11 @@ class Reconciler:
                     self.post_event(obj, "Warning", e.reason, e.message)
                 self._finish(obj, status, conds, generation, spec, None, None)
                 return
+        kept_prefix: str | None = None
+        if serving is Mode.MANAGED and spec.mode is Mode.BYO:
+            # Toggled off: the BYO config (and its key) is kept, so keep identifying the key.
+            with contextlib.suppress(KeyUnavailable):
+                kept_prefix = builders.api_key_prefix(self._resolve_key(spec, ns, name))
 
         old_hash = status.get("configHash")
         old_mode = status.get("mode")
@@ -189,7 +195,9 @@ class Reconciler:
             )
         if old_mode and old_mode != serving.value:
             self.post_event(obj, "Normal", "ModeSwitched", f"{old_mode} -> {serving.value}")
-        self._finish(obj, status, conds, generation, spec, api_key, children.config_hash)
+        self._finish(
+            obj, status, conds, generation, spec, api_key, children.config_hash, kept_prefix
+        )
 
     def _resolve_key(self, spec: LLMConfigSpec, ns: str, name: str) -> str:
         assert spec.provider is not None  # the CRD and the model guarantee both in BYO
@@ -368,6 +376,7 @@ class Reconciler:
         spec: LLMConfigSpec | None,
         api_key: str | None,
         cfg_hash: str | None,
+        kept_prefix: str | None = None,
         invalid: str | None = None,
     ) -> None:
         """Derive Ready, then write the status only if something differs."""
@@ -404,7 +413,7 @@ class Reconciler:
             byo = serving is Mode.BYO and spec.provider is not None
             new["provider"] = spec.provider.type.value if byo and spec.provider else None
             new["model"] = spec.provider.default_model if byo and spec.provider else None
-            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else None
+            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else kept_prefix
         if cfg_hash is not None:
             new["configHash"] = cfg_hash
         patch = {k: v for k, v in new.items() if status.get(k) != v}
@@ -482,6 +491,13 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
                 "False",
                 c.INVALID_CREDENTIALS,
                 (f"provider answered {resp.status_code} on /models: key expired, revoked or wrong"),
+            )
+        if resp.status_code == 404:
+            return (
+                "False",
+                c.ENDPOINT_NOT_FOUND,
+                "provider answered 404 on /models: spec.provider.baseURL is probably wrong "
+                "(it must be the API base, e.g. https://api.openai.com/v1)",
             )
         if 200 <= resp.status_code < 300:
             return "True", c.VALID, "provider accepted the key on /models"
