@@ -107,7 +107,8 @@ def router_env(spec: LLMConfigSpec, api_key: str | None, settings: Settings) -> 
     """Exactly the router contract for this spec (the ``<name>-llm`` Secret's content).
 
     BYO: LLM_MODE and the four BYO keys (+ routing, azure version). Managed (mode Managed or
-    active false): LLM_MODE and BYOLLM_MANAGED_URL; the four BYO keys are absent.
+    active false): LLM_MODE, BYOLLM_MANAGED_URL, the platform's default model and category
+    table (settings); the four BYO keys are absent.
     """
     mode = spec.serving_mode()
     env: dict[str, str] = {contract.LLM_MODE: mode.value}
@@ -122,9 +123,14 @@ def router_env(spec: LLMConfigSpec, api_key: str | None, settings: Settings) -> 
         if provider.type.value == "azure":
             azure = provider.azure
             env[contract.LLM_AZURE_API_VERSION] = azure.api_version if azure else "2024-10-21"
+        table = RoutingTable(auto=spec.routing.auto, models=spec.routing.models.by_category())
     else:
         env[contract.BYOLLM_MANAGED_URL] = settings.managed_url
-    table = RoutingTable(auto=spec.routing.auto, models=spec.routing.models.by_category())
+        if settings.managed_model:
+            env[contract.BYOLLM_MANAGED_MODEL] = settings.managed_model
+        # The tenant's models name its own provider's catalogue; on the shared LiteLLM the
+        # platform's table applies (the tenant's auto switch is kept).
+        table = RoutingTable(auto=spec.routing.auto, models=dict(settings.managed_routing))
     if table.auto or table.models:
         env[contract.LLM_ROUTING] = table.model_dump_json()
     if settings.upstream_allowlist and mode is Mode.BYO:

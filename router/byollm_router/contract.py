@@ -58,6 +58,9 @@ LLM_MODEL: Final = "LLM_MODEL"
 LLM_ROUTING: Final = "LLM_ROUTING"
 LLM_AZURE_API_VERSION: Final = "LLM_AZURE_API_VERSION"
 BYOLLM_MANAGED_URL: Final = "BYOLLM_MANAGED_URL"
+# Managed mode only: the platform's default model for requests without a model (and for
+# model "auto" when the platform has no category table).
+BYOLLM_MANAGED_MODEL: Final = "BYOLLM_MANAGED_MODEL"
 BYOLLM_ROUTER_TOKEN: Final = "BYOLLM_ROUTER_TOKEN"
 BYOLLM_UPSTREAM_ALLOWLIST: Final = "BYOLLM_UPSTREAM_ALLOWLIST"
 BYOLLM_TENANT: Final = "BYOLLM_TENANT"
