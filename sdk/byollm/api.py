@@ -101,23 +101,23 @@ _MODEL_CHECK, _MODEL_RULE = _matching(_MODEL_RE, "spec.provider.defaultModel", _
 ModelId = Annotated[str, Field(min_length=1, max_length=256), _MODEL_CHECK, _MODEL_RULE]
 _ROUTING_CHECK, _ROUTING_RULE = _matching(_MODEL_RE, "spec.routing.models", _MODEL_WORDS)
 RoutingModelId = Annotated[str, Field(min_length=1, max_length=256), _ROUTING_CHECK, _ROUTING_RULE]
-_SECRET_NAME_CHECK, _SECRET_NAME_RULE = _matching(
-    _DNS_SUBDOMAIN_RE,
-    "spec.provider.apiKey.secretKeyRef.name",
+# Every rule under spec.provider.apiKey sits on an object, not on a string: the API server
+# reports a failed rule on a string field together with the string (a key, if one was
+# pasted there); on an object it reports only the type.
+_SEALED_FIELD: Final = "spec.provider.apiKey.sealed"
+_SEALED_WORDS: Final = (
+    "is not a sealed value (make one with `byollm seal`; a plain key belongs in a Secret "
+    "named by secretKeyRef)"
+)
+_SEALED_CHECK, _ = _matching(SEALED_RE, _SEALED_FIELD, _SEALED_WORDS)
+_REF_FIELD: Final = "spec.provider.apiKey.secretKeyRef"
+_SECRET_NAME_WORDS: Final = (
     "must be a Secret name: lowercase letters, digits, '-' and '.', starting and ending "
-    "with a letter or digit",
+    "with a letter or digit"
 )
-_SECRET_KEY_CHECK, _SECRET_KEY_RULE = _matching(
-    _SECRET_KEY_RE,
-    "spec.provider.apiKey.secretKeyRef.key",
-    "must be a Secret data key: letters, digits, '-', '_' and '.' only",
-)
-_SEALED_CHECK, _SEALED_RULE = _matching(
-    SEALED_RE,
-    "spec.provider.apiKey.sealed",
-    "is not a sealed value (make one with `byollm seal`; a "
-    "plain key belongs in a Secret named by secretKeyRef)",
-)
+_SECRET_KEY_WORDS: Final = "must be a Secret data key: letters, digits, '-', '_' and '.' only"
+_SECRET_NAME_CHECK, _ = _matching(_DNS_SUBDOMAIN_RE, f"{_REF_FIELD}.name", _SECRET_NAME_WORDS)
+_SECRET_KEY_CHECK, _ = _matching(_SECRET_KEY_RE, f"{_REF_FIELD}.key", _SECRET_KEY_WORDS)
 _AZURE_VERSION_RE: Final = r"^\d{4}-\d{2}-\d{2}(-preview)?$"
 _AZURE_CHECK, _AZURE_RULE = _matching(
     _AZURE_VERSION_RE,
@@ -206,23 +206,41 @@ def _base_url_rules() -> list[Any]:
 
 
 class _Model(BaseModel):
+    # hide_input_in_errors: an error's text never repeats a value (it could be a key).
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, use_enum_values=False, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        use_enum_values=False,
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
 
 class SecretKeyRef(_Model):
     """A key in a Secret in the LLMConfig's namespace."""
 
-    name: Annotated[str, _SECRET_NAME_CHECK, _SECRET_NAME_RULE] = Field(
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.name.matches(r'{_DNS_SUBDOMAIN_RE}')",
+                    f"{_REF_FIELD}.name: {_SECRET_NAME_WORDS}",
+                ),
+                _cel(
+                    f"self.key.matches(r'{_SECRET_KEY_RE}')",
+                    f"{_REF_FIELD}.key: {_SECRET_KEY_WORDS}",
+                ),
+            ]
+        }
+    )
+
+    name: Annotated[str, _SECRET_NAME_CHECK] = Field(
         description="Name of the Secret (same namespace as the LLMConfig) holding the API key.",
-        min_length=1,
         max_length=253,
     )
-    key: Annotated[str, _SECRET_KEY_CHECK, _SECRET_KEY_RULE] = Field(
+    key: Annotated[str, _SECRET_KEY_CHECK] = Field(
         default="apiKey",
         description="Key within the Secret whose value is the API key. Defaults to apiKey.",
-        min_length=1,
         max_length=253,
     )
 
@@ -236,7 +254,13 @@ class ApiKeySource(_Model):
                 _cel(
                     "has(self.secretKeyRef) != has(self.sealed)",
                     "spec.provider.apiKey: set exactly one of secretKeyRef or sealed",
-                )
+                ),
+                # On the object, not on the string: the API server reports a failed rule
+                # on a string field with the string's value (the key, if one was pasted).
+                _cel(
+                    f"!has(self.sealed) || self.sealed.matches(r'{SEALED_RE}')",
+                    f"{_SEALED_FIELD}: {_SEALED_WORDS}",
+                ),
             ]
         }
     )
@@ -249,7 +273,7 @@ class ApiKeySource(_Model):
     )
     # No pattern or minLength here: the API server's messages for those repeat the value,
     # and a raw key pasted into this field would land in terminals and CI logs.
-    sealed: Annotated[str, _SEALED_CHECK, _SEALED_RULE] | None = Field(
+    sealed: Annotated[str, _SEALED_CHECK] | None = Field(
         default=None,
         description="The key encrypted to the operator's public key (ConfigMap "
         "byollm-sealing-public-key), bound to this namespace and name; safe to keep in git.",
