@@ -25,7 +25,7 @@ import psutil
 import pytest
 from kubernetes import client, config
 
-from byollm.client import LLMConfigClient
+from byollm.client import Client
 from byollm_dev.controlplane import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
@@ -106,8 +106,8 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     assert psutil.Process(first["pid"]).environ() == _operator_env(api, ns, name)
 
     # 2. Switch provider and model: the operator rolls the Deployment, the runner the process.
-    sdk = LLMConfigClient(api, ns)
-    sdk.set(name, provider="groq", base_url=dev["upstream"], default_model="stub-model-2")
+    sdk = Client(ns, api_client=api)
+    sdk.update(name, provider="groq", default_model="stub-model-2")  # base URL kept
     deadline = time.monotonic() + 90
     while (now := _routers(dev))["pid"] == first["pid"] or now["configHash"] == first["configHash"]:
         assert time.monotonic() < deadline, f"router not restarted: {now}"
