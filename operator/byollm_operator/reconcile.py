@@ -102,6 +102,15 @@ class Reconciler:
                     return
                 self._running[key] = False
 
+    def _warn(self, obj: dict[str, Any], reason: str, message: str) -> None:
+        """A reconcile that could not bring the router in line: a Warning Event and a log
+        line, both with the reason (messages never carry a key)."""
+        meta = obj["metadata"]
+        log.warning(
+            "%s/%s not reconciled: %s: %s", meta["namespace"], meta["name"], reason, message
+        )
+        self.post_event(obj, "Warning", reason, message)
+
     def _reconcile_once(self, namespace: str, name: str) -> None:
         obj = self.kube.get(path(API_VERSION, KIND, namespace, name))
         if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -119,6 +128,7 @@ class Reconciler:
         try:
             spec = LLMConfigSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:  # the CRD refuses these; only an old object can hit it
+            log.warning("%s/%s not reconciled: InvalidSpec: %s", ns, name, e)
             self._finish(obj, status, conds, generation, None, None, None, invalid=str(e))
             return
         owner = builders.Owner(name=name, namespace=ns, uid=meta["uid"])
@@ -133,7 +143,7 @@ class Reconciler:
                     conds, c.SECRET_SYNCED, "False", e.reason, e.message, generation
                 )
                 if _cond_changed(status, conds, c.SECRET_SYNCED):
-                    self.post_event(obj, "Warning", e.reason, e.message)
+                    self._warn(obj, e.reason, e.message)
                 self._finish(obj, status, conds, generation, spec, None, None)
                 return
         kept_prefix: str | None = None
@@ -158,7 +168,7 @@ class Reconciler:
             conds = c.set_condition(
                 conds, c.SECRET_SYNCED, "False", c.APPLY_FAILED, msg, generation
             )
-            self.post_event(obj, "Warning", c.APPLY_FAILED, msg)
+            self._warn(obj, c.APPLY_FAILED, msg)
             self._finish(obj, status, conds, generation, spec, None, None)
             return
 
@@ -176,7 +186,7 @@ class Reconciler:
         conds = self._credentials_condition(conds, spec, api_key, ns, name, generation)
         creds = c.get(conds, c.CREDENTIALS_VALID) or {}
         if creds.get("status") == "False" and _cond_changed(status, conds, c.CREDENTIALS_VALID):
-            self.post_event(obj, "Warning", creds["reason"], creds["message"])
+            self._warn(obj, creds["reason"], creds["message"])
 
         if old_hash is None:
             self.post_event(
