@@ -21,10 +21,10 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -259,11 +259,23 @@ def _config_hash(template_key: str) -> str | None:
 # --- the stack --------------------------------------------------------------------------
 
 
+def default_state_dir() -> Path:
+    """Where ``byollm dev`` keeps its control plane and logs unless told otherwise."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "byollm" / "dev-state"
+
+
 class DevStack:
     """Everything ``byollm dev`` starts, stopped in reverse order."""
 
     def __init__(self, state_dir: Path | None) -> None:
-        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="byollm-dev-"))
+        if state_dir is None:
+            # One directory, reused: a stable KUBECONFIG path, nothing piling up in /tmp.
+            # The previous run's cluster is discarded (the example is re-applied).
+            state_dir = default_state_dir()
+            shutil.rmtree(state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.cp: controlplane.ControlPlane | None = None
         self.runner: PodRunner | None = None
@@ -279,7 +291,7 @@ class DevStack:
         self.procs.append((name, proc))
         return proc
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 1.0) -> None:
         """SIGTERM every process at once, SIGKILL what is left after ``grace`` seconds."""
         procs = self.runner.shutdown() if self.runner is not None else []
         procs += [proc for _, proc in reversed(self.procs)]
@@ -296,7 +308,7 @@ class DevStack:
         if self.api is not None:
             self.api.close()
         if self.cp is not None:
-            self.cp.stop()
+            self.cp.stop(grace=grace)  # a dev cluster: its state is discarded next run
 
 
 def _install(kube: Kube) -> None:
@@ -367,7 +379,7 @@ def _run(
 ) -> int:
     from kubernetes import config
 
-    _log("starting the local control plane (the first run builds it from Go modules) ...")
+    _log(f"starting the local control plane (state in {stack.state_dir}) ...")
     stack.cp = cp = controlplane.start(
         state_dir=stack.state_dir / "controlplane", progress=sys.stderr
     )
@@ -545,6 +557,14 @@ def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: b
             f"  kubectl -n {info['namespace']} patch llmc {info['name']} --type merge "
             '-p \'{"spec": {"active": false}}\'   # serve Managed',
         ]
-    lines += ["", f"Logs: {info['logDir']}", bar]
+    lines += [
+        "",
+        "Each tenant's router runs on this machine; its local URL (status.endpoint is the",
+        f"in-cluster one) is logged above and kept in {info['routersFile']}",
+        '  ({"<namespace>/<name>-router": {"endpoint", "pid", "restarts", "configHash"}}).',
+        "",
+        f"Logs: {info['logDir']}",
+        bar,
+    ]
     out.write("\n".join(lines) + "\n")
     out.flush()

@@ -291,7 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="environment variable holding the upstream's API key (default: a dummy key)",
     )
-    d.add_argument("--state-dir", help="control plane state (default: a temporary directory)")
+    d.add_argument(
+        "--state-dir",
+        help="control plane state and logs (default: ~/.cache/byollm/dev-state, reused and "
+        "reset on each run)",
+    )
     d.add_argument(
         "-n", "--namespace", default="byollm-dev", help="tenant namespace (default: byollm-dev)"
     )

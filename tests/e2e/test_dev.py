@@ -157,8 +157,12 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
 
     # 4. Ctrl-C stops everything and exits 0.
     proc: subprocess.Popen[bytes] = dev["proc"]
+    started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 0, dev["log"].read_text()[-3000:]
+    stop_seconds = time.monotonic() - started
+    print(f"byollm dev stopped in {stop_seconds:.1f}s")
+    assert stop_seconds <= 3.5
     pid = managed["pid"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert "stopped" in dev["log"].read_text()
