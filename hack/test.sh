@@ -3,7 +3,8 @@
 #   hack/test.sh [pytest args...]
 # Lint and types first (fast), then the control plane build (first run only; cached in
 # ~/.cache/byollm), then the whole pytest suite (unit, integration on the real control
-# plane, e2e over real sockets, benchmark harness in short mode).
+# plane, e2e over real sockets, benchmark harness in short mode), then (full runs only) the
+# unit tests again on the lowest dependency versions pyproject allows (hack/lowest.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 hack/setup.sh
@@ -14,4 +15,7 @@ hack/setup.sh
 # with one loud line, and the unit tests still run.
 hack/controlplane/build.sh >/dev/null || echo "!!! control plane build failed: cluster tests will be skipped" >&2
 hack/tools.sh >/dev/null || echo "!!! helm/kubeconform build failed: chart tests will be skipped" >&2
-exec .venv/bin/pytest "$@"
+.venv/bin/pytest "$@"
+if [[ $# -eq 0 ]]; then
+  hack/lowest.sh
+fi

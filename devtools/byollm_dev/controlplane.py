@@ -386,7 +386,7 @@ def _start_components(cp: ControlPlane, nodes: int) -> None:
             "--service-cluster-ip-range=10.96.0.0/16",
             "--authorization-mode=RBAC",
             f"--token-auth-file={state / 'tokens.csv'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--encryption-provider-config={state / 'encryption.yaml'}",

@@ -18,7 +18,8 @@ SECRET_SYNCED: Final = "SecretSynced"
 ROUTER_AVAILABLE: Final = "RouterAvailable"
 """True when the router Deployment has rolled out the current config hash and is available."""
 CREDENTIALS_VALID: Final = "CredentialsValid"
-"""True when the provider's /models accepted the key; False on 401/403/404; Unknown otherwise."""
+"""True when an endpoint of the provider that needs the key accepted it; False on 401/403
+or 404; Unknown when unreachable or when the provider has no such endpoint."""
 
 TYPES: Final = (READY, SECRET_SYNCED, ROUTER_AVAILABLE, CREDENTIALS_VALID)
 
@@ -31,6 +32,10 @@ SECRET_NOT_FOUND: Final = "SecretNotFound"
 """SecretSynced: spec.provider.apiKey.secretKeyRef names a Secret that does not exist."""
 SECRET_KEY_NOT_FOUND: Final = "SecretKeyNotFound"
 """SecretSynced: the Secret exists but lacks the referenced key (or it is empty)."""
+SECRET_NOT_OPTED_IN: Final = "SecretNotOptedIn"
+"""SecretSynced: the referenced Secret lacks the label ``byollm.io/llm-key: "true"``, so the
+operator does not read it (otherwise anyone who may create an LLMConfig could send any
+Secret of the namespace to a URL of their choice)."""
 UNSEAL_FAILED: Final = "UnsealFailed"
 """SecretSynced: the sealed key cannot be opened with the operator's private key(s)."""
 APPLY_FAILED: Final = "ApplyFailed"
@@ -51,11 +56,15 @@ UPSTREAM_BLOCKED: Final = "UpstreamBlocked"
 """CredentialsValid (False): the SSRF guard refuses spec.provider.baseURL (e.g. a hostname
 that resolves to a loopback, private, link-local or metadata address); the router would
 refuse every call too, so Ready is False."""
-ENDPOINT_NOT_FOUND: Final = "EndpointNotFound"
-"""CredentialsValid (False): the provider answered 404 on its models endpoint: the baseURL
-is wrong (a path too many or too few), so every call would 404 too and Ready is False."""
 UNEXPECTED_RESPONSE: Final = "UnexpectedResponse"
 """CredentialsValid (Unknown): an answer that is neither success nor an auth error."""
+NOT_VERIFIABLE: Final = "NotVerifiable"
+"""CredentialsValid (Unknown): the provider accepted the check but has no endpoint that
+needs the key (custom and Ollama endpoints often serve /models to anyone), so success
+proves nothing; a 401/403 still sets False."""
+ENDPOINT_NOT_FOUND: Final = "EndpointNotFound"
+"""CredentialsValid (False): the check endpoint answered 404, so baseURL does not point at
+the API root (e.g. it ends in /chat/completions); every call would 404 too."""
 PROBE_DISABLED: Final = "ProbeDisabled"
 """CredentialsValid (Unknown): the operator's credentials probe is turned off."""
 PENDING: Final = "Pending"

@@ -5,8 +5,9 @@ on the objects, so there are no finalizers, no kopf annotations and no status wr
 kopf's own; garbage collection of the children is left to ownerReferences. Triggers:
 
 * the LLMConfig's own events (including the initial listing: the "resume" after restart);
-* events of a Secret named by some LLMConfig's ``secretKeyRef`` (an index, not a poll):
-  rotating or deleting the key re-reconciles and rolls or flags the router;
+* events of an opted-in key Secret (label ``byollm.io/llm-key=true``) named by some
+  LLMConfig's ``secretKeyRef`` (an index, not a poll): rotating or deleting the key
+  re-reconciles and rolls or flags the router;
 * events of the children (label ``app.kubernetes.io/managed-by=byollm-operator``): edits
   and deletions are put back, Deployment progress updates RouterAvailable;
 * a periodic resync (safety net; writes only on drift) and the credentials re-check.
@@ -29,6 +30,7 @@ from byollm.kube import Kube, KubeError, path
 from byollm_operator import builders, conditions
 from byollm_operator.reconcile import Reconciler, make_probe
 from byollm_operator.settings import Settings
+from byollm_router import contract
 
 log = logging.getLogger("byollm.operator")
 CHILD_LABELS = {builders.LABEL_MANAGED_BY: builders.MANAGED_BY}
@@ -223,15 +225,12 @@ async def llmconfig_event(
     await _reconcile_async(rec, namespace, name)
 
 
-@kopf.on.event("v1", "secrets")
-async def secret_event(
-    type: str,
-    namespace: str | None,
-    name: str,
-    labels: kopf.Labels,
-    memo: kopf.Memo,
-    **kwargs: Any,
+@kopf.on.event("v1", "secrets", labels={contract.LLM_KEY_LABEL: "true"})
+async def key_secret_event(
+    type: str, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    """A tenant's key Secret changed (only opted-in Secrets are ever read): reconcile the
+    LLMConfigs that name it, so a rotated key rolls their routers."""
     index: kopf.Index[tuple[str, str], tuple[str, str]] = kwargs["llmconfigs_by_secret"]
     if not type or namespace is None:
         return  # initial listing: the LLMConfigs' own listing reconciles everything
@@ -239,10 +238,18 @@ async def secret_event(
     # Copy first: the index is live and changes while we await (LLMConfigs come and go).
     for ns, llmc in list(index.get((namespace, name), [])):
         await _reconcile_async(rec, ns, llmc)
-    if labels.get(builders.LABEL_MANAGED_BY) == builders.MANAGED_BY:
-        parent = labels.get(builders.LABEL_CONFIG)
-        if parent and (type == "DELETED" or not _echo(rec, kwargs["body"])):
-            await _reconcile_async(rec, namespace, parent)
+
+
+@kopf.on.event("v1", "secrets", labels=CHILD_LABELS)
+async def child_secret_event(
+    type: str,
+    namespace: str | None,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    await _child_event(type, namespace, labels, memo, body)
 
 
 async def _child_event(

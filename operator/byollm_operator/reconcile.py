@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -220,6 +221,14 @@ class Reconciler:
                 raise KeyUnavailable(
                     c.SECRET_NOT_FOUND,
                     f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} not found",
+                )
+            labels = secret.get("metadata", {}).get("labels") or {}
+            if labels.get(contract.LLM_KEY_LABEL) != "true":  # checked before reading data
+                raise KeyUnavailable(
+                    c.SECRET_NOT_OPTED_IN,
+                    f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} is not opted "
+                    f"in to byollm; label it: kubectl -n {ns} label secret {ref.name} "
+                    f"{contract.LLM_KEY_LABEL}=true",
                 )
             raw = (secret.get("data") or {}).get(ref.key)
             if not raw:
@@ -452,22 +461,73 @@ def _cond_changed(status: dict[str, Any], conds: list[dict[str, Any]], type_: st
 # --- credentials probe -------------------------------------------------------------------
 
 
+# Providers whose check endpoint refuses requests without a valid key: a 2xx proves it.
+# OpenRouter's /models is public, so its key-information endpoint is used instead; custom
+# and Ollama endpoints often serve /models to anyone, so a 2xx there proves nothing.
+_VERIFIABLE: frozenset[ProviderType] = frozenset(
+    {
+        ProviderType.OPENAI,
+        ProviderType.AZURE,
+        ProviderType.ANTHROPIC,
+        ProviderType.OPENROUTER,
+        ProviderType.GROQ,
+    }
+)
+
+
 def probe_request(provider: ProviderSpec, api_key: str) -> tuple[str, dict[str, str]]:
-    """URL and auth headers for the provider's models endpoint (pure)."""
+    """URL and auth headers of an endpoint of the provider that needs the key (pure)."""
     base = provider.effective_base_url().rstrip("/")
+    if provider.type is ProviderType.OPENROUTER:
+        return f"{base}/key", {"Authorization": f"Bearer {api_key}"}
     if provider.type is ProviderType.AZURE:
-        version = provider.azure.api_version if provider.azure else "2024-10-21"
+        version = (
+            provider.azure.api_version if provider.azure else contract.DEFAULT_AZURE_API_VERSION
+        )
         return f"{base}/models?api-version={version}", {"api-key": api_key}
     if provider.type is ProviderType.ANTHROPIC:
-        return f"{base}/models", {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+        return f"{base}/models", {
+            "x-api-key": api_key,
+            "anthropic-version": contract.ANTHROPIC_VERSION,
+        }
     return f"{base}/models", {"Authorization": f"Bearer {api_key}"}
+
+
+def judge(provider: ProviderType, status: int, endpoint: str) -> tuple[str, str, str]:
+    """The CredentialsValid (status, reason, message) for the check's HTTP answer (pure)."""
+    if status in (401, 403):
+        return (
+            "False",
+            c.INVALID_CREDENTIALS,
+            f"provider answered {status} on {endpoint}: key expired, revoked or wrong",
+        )
+    if status == 404:
+        return (
+            "False",
+            c.ENDPOINT_NOT_FOUND,
+            f"provider answered 404 on {endpoint}: spec.provider.baseURL must be the API root "
+            "(e.g. https://host/v1), not an endpoint such as /chat/completions",
+        )
+    if 200 <= status < 300:
+        if provider in _VERIFIABLE:
+            return "True", c.VALID, f"provider accepted the key on {endpoint}"
+        return (
+            "Unknown",
+            c.NOT_VERIFIABLE,
+            f"{endpoint} answered without needing a key: the key cannot be verified "
+            f"for provider {provider.value}",
+        )
+    return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {status} on {endpoint}"
 
 
 def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, str, str]]:
     """A credentials check through the router's SSRF guard (same allowlist)."""
     from byollm_router import guard
 
-    allow = guard.Allowlist.parse(settings.upstream_allowlist)
+    # In a pod the kubelet sets KUBERNETES_SERVICE_HOST: the API server is never a provider.
+    allow = guard.Allowlist.parse(
+        settings.upstream_allowlist, os.environ.get(contract.KUBERNETES_SERVICE_HOST)
+    )
     overrides = dict(settings.probe_resolve)
 
     async def resolver(host: str, port: int) -> list[str]:
@@ -496,22 +556,7 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
             return "False", c.UPSTREAM_BLOCKED, f"spec.provider.baseURL: {e}"
         except httpx.HTTPError as e:
             return "Unknown", c.UNREACHABLE, f"{type(e).__name__} calling the models endpoint"
-        if resp.status_code in (401, 403):
-            return (
-                "False",
-                c.INVALID_CREDENTIALS,
-                (f"provider answered {resp.status_code} on /models: key expired, revoked or wrong"),
-            )
-        if resp.status_code == 404:
-            return (
-                "False",
-                c.ENDPOINT_NOT_FOUND,
-                "provider answered 404 on /models: spec.provider.baseURL is probably wrong "
-                "(it must be the API base, e.g. https://api.openai.com/v1)",
-            )
-        if 200 <= resp.status_code < 300:
-            return "True", c.VALID, "provider accepted the key on /models"
-        return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {resp.status_code} on /models"
+        return judge(provider.type, resp.status_code, httpx.URL(url).path)
 
     def probe(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
         return asyncio.run(run(provider, api_key))

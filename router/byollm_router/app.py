@@ -5,7 +5,7 @@ hot path is a dict lookup, one header scan, one JSON parse and one upstream call
 keeps the added latency well under a millisecond. Bodies that need no change are forwarded
 as the exact bytes received; upstream bytes go back as received (streams chunk by chunk).
 
-Failure semantics (seed 000/003): an upstream HTTP answer of any status passes through
+Failure semantics: an upstream HTTP answer of any status passes through
 verbatim; only failures without an answer become router errors (503 unreachable,
 504 timeout, 502 reset/blocked). There is one upstream and no fallback.
 """
@@ -119,7 +119,7 @@ def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
     entries = [cfg.allowlist or ""]
     if cfg.mode is Mode.MANAGED:
         entries.append(httpx.URL(cfg.base_url).host)
-    allowlist = guard.Allowlist.parse(",".join(e for e in entries if e))
+    allowlist = guard.Allowlist.parse(",".join(e for e in entries if e), cfg.api_server_host)
     return guard.build_transport(
         allowlist, network_backend=AsyncioBackend(), http2=True, limits=_LIMITS, retries=0
     )

@@ -20,13 +20,12 @@ from byollm_router import guard
 from byollm_router.autoroute import DEFAULT_LONG_CONTEXT_TOKENS
 from byollm_router.contract import Mode, ProviderType, RoutingTable
 
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_UPSTREAM_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 DEFAULT_AUTOROUTE_TIMEOUT_S = 2.0  # = autoroute.DEFAULT_CLASSIFIER_TIMEOUT_S
 
-_AZURE_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_AZURE_VERSION_RE = re.compile(c.AZURE_API_VERSION_PATTERN)
 
 
 class ConfigError(Exception):
@@ -56,6 +55,7 @@ class RouterConfig(BaseModel):
     routing: RoutingTable
     azure_api_version: str
     allowlist: str | None
+    api_server_host: str | None  # never an upstream, whatever the allowlist says
     tenant: str
     upstream_timeout_s: float
     connect_timeout_s: float
@@ -159,7 +159,7 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
     routing = _routing(env)
 
     provider: ProviderType | None = None
-    azure_version = _get(env, c.LLM_AZURE_API_VERSION) or DEFAULT_AZURE_API_VERSION
+    azure_version = _get(env, c.LLM_AZURE_API_VERSION) or c.DEFAULT_AZURE_API_VERSION
     if mode is Mode.BYO:
         raw_provider = _get(env, c.LLM_PROVIDER)
         if raw_provider is None:
@@ -184,7 +184,9 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         if model is None:
             raise ConfigError(c.LLM_MODEL, "is required in BYO mode")
         if provider is ProviderType.AZURE and not _AZURE_VERSION_RE.match(azure_version):
-            raise ConfigError(c.LLM_AZURE_API_VERSION, "must look like 2024-10-21[-preview]")
+            raise ConfigError(
+                c.LLM_AZURE_API_VERSION, "must look like YYYY-MM-DD or YYYY-MM-DD-preview"
+            )
     else:
         raw_managed = _get(env, c.BYOLLM_MANAGED_URL)
         if raw_managed is None:
@@ -202,7 +204,7 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
 
     allowlist = _get(env, c.BYOLLM_UPSTREAM_ALLOWLIST)
     try:
-        allow = guard.Allowlist.parse(allowlist)
+        allow = guard.Allowlist.parse(allowlist, _get(env, c.KUBERNETES_SERVICE_HOST))
     except ValueError:
         raise ConfigError(
             c.BYOLLM_UPSTREAM_ALLOWLIST, "has an entry that is not a host or CIDR"
@@ -224,6 +226,7 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         routing=routing,
         azure_api_version=azure_version,
         allowlist=allowlist,
+        api_server_host=_get(env, c.KUBERNETES_SERVICE_HOST),
         tenant=_get(env, c.BYOLLM_TENANT) or "",
         upstream_timeout_s=_positive_float(
             env, c.BYOLLM_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT_S

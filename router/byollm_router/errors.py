@@ -1,6 +1,6 @@
 """Errors the router itself produces, shaped like OpenAI's so every SDK parses them.
 
-Provider errors are never re-shaped: they pass through verbatim (seed 000). Only failures
+Provider errors are never re-shaped: they pass through verbatim. Only failures
 that happen *at* the router (auth, size, bad JSON, upstream unreachable/timeout/blocked)
 use these bodies. Messages are fixed strings: never a prompt fragment, a key or a URL query.
 """

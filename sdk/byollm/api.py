@@ -20,8 +20,15 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from byollm_router.contract import DEFAULT_BASE_URLS, Category, Mode, ProviderType
-from byollm_router.guard import CLUSTER_HOSTNAMES, LOOPBACK_HOSTNAMES, METADATA_HOSTNAMES
+from byollm_router import forbidden
+from byollm_router.contract import (
+    AZURE_API_VERSION_PATTERN,
+    DEFAULT_AZURE_API_VERSION,
+    DEFAULT_BASE_URLS,
+    Category,
+    Mode,
+    ProviderType,
+)
 
 GROUP: Final = "byollm.io"
 VERSION: Final = "v1alpha1"
@@ -45,32 +52,11 @@ SEALED_RE: Final = r"^v1\.[0-9a-f]{16}\.[A-Za-z0-9+/]+={0,2}$"
 _HOSTNAME_RE: Final = r"^([a-z0-9_]([-a-z0-9_]*[a-z0-9_])?[.])*[a-z]([-a-z0-9]*[a-z0-9])?[.]?$"
 MAX_URL_LENGTH: Final = 512
 # Hosts that may be reached over plain http: in-cluster Services (self-hosted models).
-IN_CLUSTER_SUFFIXES: Final = (".svc", ".svc.cluster.local")
-# Names the SSRF guard refuses whatever they resolve to (loopback and metadata aliases,
-# the cluster's own API server), each also with the DNS root's trailing dot.
-_GUARD_NAMES: Final = METADATA_HOSTNAMES | LOOPBACK_HOSTNAMES | CLUSTER_HOSTNAMES
-FORBIDDEN_HOSTNAMES: Final = tuple(sorted(_GUARD_NAMES | {n + "." for n in _GUARD_NAMES}))
-# Literal address ranges a baseURL may not name (besides loopback/link-local/unspecified/
-# multicast, which CEL's isGlobalUnicast already refuses).
-FORBIDDEN_CIDRS: Final = (
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",  # CGNAT (also Alibaba's metadata 100.100.100.200)
-    "127.0.0.0/8",
-    "169.254.0.0/16",  # link-local, cloud metadata 169.254.169.254
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "240.0.0.0/4",
-    "fc00::/7",  # unique-local (also AWS's IPv6 metadata fd00:ec2::254)
-    "fe80::/10",
-    "fec0::/10",
-    "::/96",  # IPv4-compatible IPv6 (deprecated): ::127.0.0.1
-    "2001::/32",  # Teredo embeds an IPv4 address
-    "2002::/16",  # 6to4 can embed any IPv4 address
-    "64:ff9b::/96",  # NAT64 likewise
-)
+IN_CLUSTER_SUFFIXES: Final = forbidden.IN_CLUSTER_SUFFIXES
+# Names the SSRF guard refuses whatever they resolve to, and literal address ranges a
+# baseURL may not name (besides what CEL's isGlobalUnicast already refuses): one table.
+FORBIDDEN_HOSTNAMES: Final = forbidden.forbidden_hostnames()
+FORBIDDEN_CIDRS: Final = forbidden.crd_cidrs()
 
 
 def _cel(rule: str, message: str, **extra: str) -> dict[str, Any]:
@@ -118,11 +104,11 @@ _SECRET_NAME_WORDS: Final = (
 _SECRET_KEY_WORDS: Final = "must be a Secret data key: letters, digits, '-', '_' and '.' only"
 _SECRET_NAME_CHECK, _ = _matching(_DNS_SUBDOMAIN_RE, f"{_REF_FIELD}.name", _SECRET_NAME_WORDS)
 _SECRET_KEY_CHECK, _ = _matching(_SECRET_KEY_RE, f"{_REF_FIELD}.key", _SECRET_KEY_WORDS)
-_AZURE_VERSION_RE: Final = r"^\d{4}-\d{2}-\d{2}(-preview)?$"
 _AZURE_CHECK, _AZURE_RULE = _matching(
-    _AZURE_VERSION_RE,
+    AZURE_API_VERSION_PATTERN,
     "spec.provider.azure.apiVersion",
-    "must be an api-version date such as 2024-10-21 or 2024-10-21-preview",
+    f"must be an api-version date such as {DEFAULT_AZURE_API_VERSION} or "
+    f"{DEFAULT_AZURE_API_VERSION}-preview",
 )
 
 
@@ -198,7 +184,8 @@ def _base_url_rules() -> list[Any]:
         _cel(
             f"!({parsed}) || isIP({h}) || "
             f"({lh}.matches('{_HOSTNAME_RE}') && !({lh} in [{names}]) && "
-            f"!{lh}.endsWith('.localhost') && !{lh}.endsWith('.localhost.'))",
+            f"!{lh}.endsWith('.localhost') && !{lh}.endsWith('.localhost.') && "
+            f"!{lh}.startsWith('{forbidden.CLUSTER_HOSTNAME_PREFIX}'))",
             f"{f}: host must be a DNS name or a plain IP address, not localhost, a metadata or "
             "cluster API server name, or a numeric/hex address spelling",
         ),
@@ -291,7 +278,7 @@ class AzureSpec(_Model):
     """Azure OpenAI specifics."""
 
     api_version: Annotated[str, _AZURE_CHECK, _AZURE_RULE] = Field(
-        default="2024-10-21",
+        default=DEFAULT_AZURE_API_VERSION,
         alias="apiVersion",
         description="Azure OpenAI REST api-version sent with every call.",
         max_length=32,
@@ -731,6 +718,7 @@ def base_url_problem(url: str) -> str | None:
         not re.match(_HOSTNAME_RE, h)
         or h in FORBIDDEN_HOSTNAMES
         or h.rstrip(".").endswith(".localhost")
+        or h.startswith(forbidden.CLUSTER_HOSTNAME_PREFIX)
     ):
         return "host must be a DNS name or a plain IP address"
     return None

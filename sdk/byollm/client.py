@@ -34,6 +34,7 @@ from kubernetes import config as k8s_config
 
 from byollm import api
 from byollm.kube import Kube, KubeError, path
+from byollm_router.contract import LLM_KEY_LABEL
 
 FIELD_MANAGER: Final = "byollm-sdk"
 KEY_SECRET_SUFFIX: Final = "-byo-key"
@@ -338,7 +339,7 @@ class Client:
         meta: dict[str, Any] = {
             "name": key_secret_name(name),
             "namespace": self.namespace,
-            "labels": {**PART_OF, "byollm.io/llmconfig": name, "byollm.io/llm-key": "true"},
+            "labels": {**PART_OF, "byollm.io/llmconfig": name, LLM_KEY_LABEL: "true"},
         }
         if owner_uid is not None:  # deleting the LLMConfig garbage-collects the key too
             meta["ownerReferences"] = [

@@ -7,7 +7,7 @@ a Secret it creates once, can open it. The format::
     v1.<key-id>.<base64(ephemeral_public[32] || nonce[12] || AES-256-GCM ciphertext+tag)>
 
 * ECDH (ephemeral-static X25519) -> HKDF-SHA256 -> AES-256-GCM: a fresh key per value,
-  authenticated encryption (seed 001: AES-256 at rest).
+  authenticated encryption (AES-256 at rest).
 * ``namespace/name`` of the LLMConfig is in both the HKDF info and the GCM associated
   data, so a sealed value copied to another tenant's LLMConfig fails to open.
 * ``key-id`` is a fingerprint of the recipient public key, in clear, so the operator can

@@ -48,6 +48,7 @@ from byollm.kube import Kube, path
 from byollm_dev import controlplane, generate, rbac
 from byollm_operator import builders
 from byollm_operator.builders import FIELD_MANAGER
+from byollm_router import contract
 
 OPERATOR_NS = "byollm-system"
 PER_NAMESPACE = 100
@@ -238,7 +239,11 @@ def _create_tenant(kube: Kube, i: int) -> tuple[tuple[str, str], float]:
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": f"{name}-key", "namespace": ns},
+            "metadata": {
+                "name": f"{name}-key",
+                "namespace": ns,
+                "labels": {contract.LLM_KEY_LABEL: "true"},
+            },
             "data": {"apiKey": base64.b64encode(key.encode()).decode()},
         }
     )

@@ -17,6 +17,7 @@ import pytest
 
 from byollm import api
 from byollm.kube import Kube, KubeError, path
+from byollm_router.contract import LLM_KEY_LABEL
 
 
 def wait_for(
@@ -64,7 +65,7 @@ def key_secret(kube: Kube, ns: str, name: str, key: str, data_key: str = "apiKey
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": ns},
+        "metadata": {"name": name, "namespace": ns, "labels": {LLM_KEY_LABEL: "true"}},
         "data": {data_key: base64.b64encode(key.encode()).decode()},
     }
     kube.request(

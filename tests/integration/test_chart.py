@@ -124,7 +124,7 @@ def test_helm_lint(helm: str) -> None:
         ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "pullPolicy"),
         ({"managed": {"url": "not a url"}}, "url"),
         ({"upstreamAllowlist": "ollama.svc"}, "upstreamAllowlist"),
-        ({"egress": {"exceptCIDRs": ["10.0.0.0"]}}, "exceptCIDRs"),
+        ({"egress": {"extraExceptCIDRs": ["10.0.0.0"]}}, "extraExceptCIDRs"),
         ({"serviceMonitor": {"enabled": "yes"}}, "enabled"),
         ({"replicas": 2}, "replicas"),  # a typo of replicaCount: unknown keys are refused
     ],
@@ -181,7 +181,9 @@ def test_operator_pod_is_restricted_and_env_is_settings(helm: str) -> None:
     assert s.upstream_allowlist == "ollama.models.svc.cluster.local,10.96.0.0/12"
     assert s.router_image == "byollm/router:0.1.0"
     assert s.managed_pod_labels == {"app.kubernetes.io/name": "litellm"}
-    assert s.egress_except_cidrs[0] == "10.0.0.0/8"
+    assert "10.0.0.0/8" in s.egress_except_cidrs  # the built-in table, not chart values
+    assert s.egress_ports == [443]
+    assert s.dns_namespace == "kube-system"
     assert s.namespace == "byollm-system"
 
 

@@ -156,7 +156,7 @@ def test_canary_key_and_prompt_appear_nowhere(
         spec = {
             "mode": "BYO",
             "provider": {
-                "type": "custom",
+                "type": "openai",  # its /models needs the key: a 2xx proves it
                 "baseURL": base_url,
                 "defaultModel": "stub-model",
                 "apiKey": {"secretKeyRef": {"name": "tenant-key", "key": "apiKey"}},

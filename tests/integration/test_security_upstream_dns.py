@@ -111,7 +111,7 @@ def test_condition_on_the_cluster(
             return {
                 "mode": "BYO",
                 "provider": {
-                    "type": "custom",
+                    "type": "openai",  # its /models needs the key: a 2xx proves it
                     "baseURL": url,
                     "defaultModel": "stub-model",
                     "apiKey": {"secretKeyRef": {"name": "k"}},

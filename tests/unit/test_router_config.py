@@ -144,3 +144,33 @@ def test_guard_refusal_wrapped_by_httpx_is_still_blocked() -> None:
     outer = httpx.ConnectError("refused")
     outer.__cause__ = GuardError("169.254.169.254", "metadata")
     assert map_upstream_error(outer).code == "upstream_blocked"
+
+
+def test_api_server_service_address_refused_even_when_allowlisted() -> None:
+    """The kubelet's KUBERNETES_SERVICE_HOST is never an upstream, allowlist or not."""
+    env = {
+        c.BYOLLM_ROUTER_TOKEN: "t",
+        c.LLM_PROVIDER: "custom",
+        c.LLM_BASE_URL: "https://10.96.0.1/v1",
+        c.LLM_API_KEY: "k",
+        c.LLM_MODEL: "m",
+        c.BYOLLM_UPSTREAM_ALLOWLIST: "10.0.0.0/8",
+        c.KUBERNETES_SERVICE_HOST: "10.96.0.1",
+    }
+    with pytest.raises(ConfigError, match="cluster-internal"):
+        load_config(env)
+    assert load_config({**env, c.LLM_BASE_URL: "https://10.96.0.7/v1"}).api_server_host == (
+        "10.96.0.1"
+    )
+
+
+def test_host_with_empty_label_refused_at_startup() -> None:
+    env = {
+        c.BYOLLM_ROUTER_TOKEN: "t",
+        c.LLM_PROVIDER: "custom",
+        c.LLM_BASE_URL: "https://localhost../v1",
+        c.LLM_API_KEY: "k",
+        c.LLM_MODEL: "m",
+    }
+    with pytest.raises(ConfigError, match="empty label"):
+        load_config(env)

@@ -1,8 +1,8 @@
 """Anthropic native: OpenAI chat completions ⇄ Anthropic Messages, streaming included.
 
-The tenant's agent speaks OpenAI; Anthropic's API does not (seed 000 v1 could not serve it).
+The tenant's agent speaks OpenAI; Anthropic's API does not, so requests and answers are translated.
 The translation functions are pure and unit-tested; only 2xx answers are translated —
-Anthropic's error bodies pass through verbatim like every provider's (seed 000/003).
+Anthropic's error bodies pass through verbatim like every provider's.
 
 Anthropic rejects unknown top-level fields, so OpenAI-only fields (``n`` = 1, penalties,
 ``seed``, ``logprobs``, ``response_format``, ``stream_options`` …) are dropped, and only
@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
-from byollm_router import errors
+from byollm_router import contract, errors
 from byollm_router.providers.base import (
     LocalAnswer,
     Provider,
@@ -29,7 +29,6 @@ from byollm_router.providers.base import (
     with_forwarded,
 )
 
-ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 
 # Anthropic-native request fields passed through untouched when a caller sends them.
@@ -494,7 +493,7 @@ class Anthropic(Provider):
         self._messages_url = httpx.URL(base + "/messages")
         self._models_url = httpx.URL(base + "/models?limit=1000")
         self._headers = base_headers(
-            ("x-api-key", api_key), ("anthropic-version", ANTHROPIC_VERSION), decoded=True
+            ("x-api-key", api_key), ("anthropic-version", contract.ANTHROPIC_VERSION), decoded=True
         )
 
     def chat(
