@@ -523,6 +523,14 @@ def _apply_example(
     }
 
 
+def _venv_python() -> str:
+    """The interpreter running byollm dev, short when it is the clone's .venv."""
+    exe = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        return str(exe.relative_to(Path.cwd()))
+    return str(exe)
+
+
 def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: bool) -> None:
     out = sys.stdout
     bar = "-" * 78
@@ -547,7 +555,8 @@ def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: b
             "    -H 'Content-Type: application/json' \\",
             '    -d \'{"messages": [{"role": "user", "content": "Hello"}]}\'',
             "",
-            "  python -c 'import openai; print(openai.OpenAI().chat.completions.create(",
+            "  # the project's venv has openai (elsewhere: pip install openai)",
+            f"  {_venv_python()} -c 'import openai; print(openai.OpenAI().chat.completions.create(",
             f'    model="{info["model"]}", messages=[{{"role": "user", "content": "Hello"}}]'
             ").choices[0].message.content)'",
             "",
