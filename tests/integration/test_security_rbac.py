@@ -29,6 +29,7 @@ from operator_helpers import child_paths, create_llmc, pods, wait_ready
 from byollm.kube import Kube
 from byollm_dev import rbac
 from byollm_operator.builders import FIELD_MANAGER
+from byollm_router.contract import LLM_KEY_LABEL
 
 pytestmark = pytest.mark.cluster
 
@@ -285,7 +286,10 @@ def test_operator_does_its_job_as_itself(
     kube.request(
         "POST",
         f"/api/v1/namespaces/{ns}/secrets",
-        body={"metadata": {"name": "k"}, "stringData": {"apiKey": "sk-rbac-test-000000000000"}},
+        body={
+            "metadata": {"name": "k", "labels": {LLM_KEY_LABEL: "true"}},
+            "stringData": {"apiKey": "sk-rbac-test-000000000000"},
+        },
     )
     create_llmc(
         kube,
