@@ -62,6 +62,11 @@ class RouterConfig(BaseModel):
     max_request_bytes: int
     autoroute_timeout_s: float
     long_context_tokens: int
+    max_buffered_response_bytes: int = c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+    client_header_timeout_s: float = c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+    client_body_timeout_s: float = c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+    client_write_timeout_s: float = c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
+    max_connections: int = c.DEFAULT_MAX_CONNECTIONS
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -112,9 +117,9 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(name, "must be a whole number of bytes") from None
+        raise ConfigError(name, "must be a whole number") from None
     if value <= 0:
-        raise ConfigError(name, "must be a positive number of bytes")
+        raise ConfigError(name, "must be a positive whole number")
     return value
 
 
@@ -187,6 +192,12 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
             raise ConfigError(
                 c.LLM_AZURE_API_VERSION, "must look like YYYY-MM-DD or YYYY-MM-DD-preview"
             )
+        if provider is ProviderType.AZURE:
+            deployment = re.compile(c.AZURE_DEPLOYMENT_PATTERN)
+            if not deployment.match(model):
+                raise ConfigError(c.LLM_MODEL, "is not a valid Azure deployment name")
+            if not all(deployment.match(m) for m in routing.models.values()):
+                raise ConfigError(c.LLM_ROUTING, "names a model that is not an Azure deployment")
     else:
         raw_managed = _get(env, c.BYOLLM_MANAGED_URL)
         if raw_managed is None:
@@ -241,4 +252,17 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         long_context_tokens=_positive_int(
             env, c.BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS, DEFAULT_LONG_CONTEXT_TOKENS
         ),
+        max_buffered_response_bytes=_positive_int(
+            env, c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES, c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+        ),
+        client_header_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_HEADER_TIMEOUT, c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+        ),
+        client_body_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_BODY_TIMEOUT, c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+        ),
+        client_write_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_WRITE_TIMEOUT, c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
+        ),
+        max_connections=_positive_int(env, c.BYOLLM_MAX_CONNECTIONS, c.DEFAULT_MAX_CONNECTIONS),
     )

@@ -166,3 +166,36 @@ class RouterEnv(BaseModel):
             managed_model=env.get(BYOLLM_MANAGED_MODEL),
             upstream_allowlist=env.get(BYOLLM_UPSTREAM_ALLOWLIST),
         )
+
+
+# --- router bounds against slow or oversized peers (optional; defaults below) ------------
+# The most of one upstream answer the router holds in memory to translate it (a whole
+# non-streamed answer, or one SSE event of a stream; Anthropic's wire format). Answers that
+# need no translation are streamed through and never held whole. Beyond it: an
+# OpenAI-shaped 502 ``upstream_response_too_large`` (an error event once a stream started).
+BYOLLM_MAX_BUFFERED_RESPONSE_BYTES: Final = "BYOLLM_MAX_BUFFERED_RESPONSE_BYTES"
+DEFAULT_MAX_BUFFERED_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+# Seconds a client has to send a whole request head (from connect, or from the first byte
+# of the next request on a kept-alive connection); then 408 and the connection is closed.
+BYOLLM_CLIENT_HEADER_TIMEOUT: Final = "BYOLLM_CLIENT_HEADER_TIMEOUT"
+DEFAULT_CLIENT_HEADER_TIMEOUT_S: Final = 10.0
+# Seconds a client has to send a whole request body once its head arrived; then 408.
+BYOLLM_CLIENT_BODY_TIMEOUT: Final = "BYOLLM_CLIENT_BODY_TIMEOUT"
+DEFAULT_CLIENT_BODY_TIMEOUT_S: Final = 60.0
+# Open client connections per router process; a connection beyond it is answered 503
+# (OpenAI-shaped, ``router_overloaded``) and closed.
+BYOLLM_MAX_CONNECTIONS: Final = "BYOLLM_MAX_CONNECTIONS"
+DEFAULT_MAX_CONNECTIONS: Final = 1000
+
+# An Azure OpenAI deployment name (the request's ``model`` in Azure mode), by Azure's naming
+# rules for Microsoft.CognitiveServices/accounts/deployments: 2-64 characters, letters,
+# digits, ``.``, ``_`` and ``-``, starting with a letter or digit. It becomes one path
+# segment of the upstream URL, so ``.``/``..`` (dot segments) and ``/`` can never pass.
+AZURE_DEPLOYMENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
+
+# Seconds the router waits for a client that has stopped reading its answer (every buffer
+# between them full); then the answer is abandoned, the connection closed and the upstream
+# request cancelled. A client reading normally, however slowly the model writes, never
+# meets it.
+BYOLLM_CLIENT_WRITE_TIMEOUT: Final = "BYOLLM_CLIENT_WRITE_TIMEOUT"
+DEFAULT_CLIENT_WRITE_TIMEOUT_S: Final = 60.0

@@ -86,8 +86,16 @@ def test_routing_and_tunables() -> None:
     assert cfg.tenant == "acme"
 
 
+AZURE = {
+    **BYO,
+    c.LLM_PROVIDER: "azure",
+    c.LLM_BASE_URL: "https://r.openai.azure.com",
+    c.LLM_MODEL: "gpt-4.1-mini",
+}
+
+
 def test_azure_version() -> None:
-    env = {**BYO, c.LLM_PROVIDER: "azure", c.LLM_BASE_URL: "https://r.openai.azure.com"}
+    env = AZURE
     assert load_config(env).azure_api_version == "2024-10-21"
     with pytest.raises(ConfigError) as err:
         load_config({**env, c.LLM_AZURE_API_VERSION: "latest"})
@@ -144,6 +152,53 @@ def test_guard_refusal_wrapped_by_httpx_is_still_blocked() -> None:
     outer = httpx.ConnectError("refused")
     outer.__cause__ = GuardError("169.254.169.254", "metadata")
     assert map_upstream_error(outer).code == "upstream_blocked"
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({c.LLM_MODEL: ".."}, c.LLM_MODEL),
+        ({c.LLM_MODEL: "qwen/qwen3"}, c.LLM_MODEL),
+        ({c.LLM_ROUTING: '{"models": {"fast": "../x"}}'}, c.LLM_ROUTING),
+    ],
+)
+def test_azure_models_must_be_deployment_names(changes: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config({**AZURE, **changes})
+    assert err.value.variable == variable
+
+
+def test_bounds_default_and_configured() -> None:
+    cfg = load_config(BYO)
+    assert cfg.max_buffered_response_bytes == c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES == 8 << 20
+    assert cfg.client_header_timeout_s == c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+    assert cfg.client_body_timeout_s == c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+    assert cfg.client_write_timeout_s == c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
+    assert cfg.max_connections == c.DEFAULT_MAX_CONNECTIONS
+    cfg = load_config(
+        {
+            **BYO,
+            c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES: "65536",
+            c.BYOLLM_CLIENT_HEADER_TIMEOUT: "2.5",
+            c.BYOLLM_CLIENT_BODY_TIMEOUT: "30",
+            c.BYOLLM_CLIENT_WRITE_TIMEOUT: "15",
+            c.BYOLLM_MAX_CONNECTIONS: "50",
+        }
+    )
+    assert cfg.client_write_timeout_s == 15.0
+    assert cfg.max_buffered_response_bytes == 65536
+    assert (cfg.client_header_timeout_s, cfg.client_body_timeout_s) == (2.5, 30.0)
+    assert cfg.max_connections == 50
+    for name in (
+        c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES,
+        c.BYOLLM_CLIENT_HEADER_TIMEOUT,
+        c.BYOLLM_CLIENT_BODY_TIMEOUT,
+        c.BYOLLM_CLIENT_WRITE_TIMEOUT,
+        c.BYOLLM_MAX_CONNECTIONS,
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_config({**BYO, name: "0"})
+        assert err.value.variable == name
 
 
 def test_api_server_service_address_refused_even_when_allowlisted() -> None:

@@ -24,5 +24,5 @@ def build_provider(cfg: RouterConfig) -> Provider:
         deployments = [cfg.model or "", *cfg.routing.models.values()]
         return Azure(cfg.base_url, key, cfg.azure_api_version, deployments)
     if cfg.provider is ProviderType.ANTHROPIC:
-        return Anthropic(cfg.base_url, key)
+        return Anthropic(cfg.base_url, key, max_event_bytes=cfg.max_buffered_response_bytes)
     return OpenAICompatible(cfg.provider.value, cfg.base_url, key)
