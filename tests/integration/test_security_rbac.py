@@ -253,6 +253,13 @@ def test_operator_rbac_table(control_plane: Any, crd: Any, kube: Kube) -> None:
         "tenants in a known set of namespaces can bind the ClusterRole with per-namespace "
         "RoleBindings instead of the ClusterRoleBinding.",
         "",
+        "What the operator does with that access is narrower than RBAC: it reads a key only "
+        'from a Secret labelled `byollm.io/llm-key: "true"` (an LLMConfig naming any other '
+        "Secret gets `SecretSynced=False`, reason `SecretNotOptedIn`, and the Secret's data is "
+        "never read), and only opted-in key Secrets and its own children trigger reconciles. "
+        "The watch itself still receives every Secret event: kopf filters labels on the "
+        "client side.",
+        "",
     ]
     table = "\n".join(lines)
     print("\n" + table)
