@@ -64,7 +64,12 @@ def ensure_binaries(progress: IO[str] | None = None) -> BuildResult:
     if not BUILD_SCRIPT.is_file():
         raise ControlPlaneUnavailable(f"{BUILD_SCRIPT} not found (run from a byollm clone)")
     if shutil.which("go") is None:
-        raise ControlPlaneUnavailable("no Go toolchain on PATH to build the control plane")
+        raise ControlPlaneUnavailable(
+            "no Go toolchain on PATH to build the control plane: install Go, or set "
+            "KUBEBUILDER_ASSETS to a folder with etcd, kube-apiserver, kube-controller-manager, "
+            "kube-scheduler and kwok (setup-envtest), or for the tests set "
+            "BYOLLM_TEST_KUBECONFIG to an existing cluster's kubeconfig"
+        )
     start = time.monotonic()
     proc = subprocess.run(
         ["bash", str(BUILD_SCRIPT)],
@@ -161,13 +166,13 @@ class ControlPlane:
                     f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
                 )
 
-    def stop(self) -> None:
-        """Stop every component, newest first: SIGTERM, then SIGKILL after a grace period."""
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop every component, newest first: SIGTERM, then SIGKILL after ``grace`` s."""
         for _, proc in reversed(list(self._procs.items())):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + grace
         for proc in self._procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

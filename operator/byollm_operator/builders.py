@@ -109,13 +109,22 @@ def router_env(spec: LLMConfigSpec, api_key: str | None, settings: Settings) -> 
     """Exactly the router contract for this spec (the ``<name>-llm`` Secret's content).
 
     BYO: LLM_MODE and the four BYO keys (+ routing, azure version). Managed (mode Managed or
-    active false): LLM_MODE and BYOLLM_MANAGED_URL; the four BYO keys are absent.
+    active false): LLM_MODE, BYOLLM_MANAGED_URL, the platform's default model and category
+    table (settings); the four BYO keys are absent.
     """
     mode = spec.serving_mode()
+    if mode is not Mode.BYO:
+        # The tenant's models name its own provider's catalogue; on the shared LiteLLM the
+        # platform's table applies (the tenant's auto switch is kept).
+        managed = RoutingTable(auto=spec.routing.auto, models=dict(settings.managed_routing))
+        return RouterEnv(
+            mode=mode,
+            managed_url=settings.managed_url,
+            managed_model=settings.managed_model or None,
+            routing=managed if managed.auto or managed.models else None,
+        ).to_env()
     table = RoutingTable(auto=spec.routing.auto, models=spec.routing.models.by_category())
     routing = table if table.auto or table.models else None
-    if mode is not Mode.BYO:
-        return RouterEnv(mode=mode, managed_url=settings.managed_url, routing=routing).to_env()
     provider = spec.provider
     if provider is None or provider.default_model is None or not api_key:
         raise ValueError("BYO needs spec.provider, defaultModel and a resolved API key")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import threading
@@ -102,6 +103,15 @@ class Reconciler:
                     return
                 self._running[key] = False
 
+    def _warn(self, obj: dict[str, Any], reason: str, message: str) -> None:
+        """A reconcile that could not bring the router in line: a Warning Event and a log
+        line, both with the reason (messages never carry a key)."""
+        meta = obj["metadata"]
+        log.warning(
+            "%s/%s not reconciled: %s: %s", meta["namespace"], meta["name"], reason, message
+        )
+        self.post_event(obj, "Warning", reason, message)
+
     def _reconcile_once(self, namespace: str, name: str) -> None:
         obj = self.kube.get(path(API_VERSION, KIND, namespace, name))
         if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -119,6 +129,7 @@ class Reconciler:
         try:
             spec = LLMConfigSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:  # the CRD refuses these; only an old object can hit it
+            log.warning("%s/%s not reconciled: InvalidSpec: %s", ns, name, e)
             self._finish(obj, status, conds, generation, None, None, None, invalid=str(e))
             return
         owner = builders.Owner(name=name, namespace=ns, uid=meta["uid"])
@@ -133,9 +144,14 @@ class Reconciler:
                     conds, c.SECRET_SYNCED, "False", e.reason, e.message, generation
                 )
                 if _cond_changed(status, conds, c.SECRET_SYNCED):
-                    self.post_event(obj, "Warning", e.reason, e.message)
+                    self._warn(obj, e.reason, e.message)
                 self._finish(obj, status, conds, generation, spec, None, None)
                 return
+        kept_prefix: str | None = None
+        if serving is Mode.MANAGED and spec.mode is Mode.BYO:
+            # Toggled off: the BYO config (and its key) is kept, so keep identifying the key.
+            with contextlib.suppress(KeyUnavailable):
+                kept_prefix = builders.api_key_prefix(self._resolve_key(spec, ns, name))
 
         old_hash = status.get("configHash")
         old_mode = status.get("mode")
@@ -156,7 +172,7 @@ class Reconciler:
             msg = f"applying children failed: {e}"
             reason = c.APPLY_REFUSED if write_refused(e) else c.APPLY_FAILED
             conds = c.set_condition(conds, c.SECRET_SYNCED, "False", reason, msg, generation)
-            self.post_event(obj, "Warning", reason, msg)
+            self._warn(obj, reason, msg)
             self._finish(obj, status, conds, generation, spec, None, None)
             return
 
@@ -174,7 +190,7 @@ class Reconciler:
         conds = self._credentials_condition(conds, spec, api_key, ns, name, generation)
         creds = c.get(conds, c.CREDENTIALS_VALID) or {}
         if creds.get("status") == "False" and _cond_changed(status, conds, c.CREDENTIALS_VALID):
-            self.post_event(obj, "Warning", creds["reason"], creds["message"])
+            self._warn(obj, creds["reason"], creds["message"])
 
         if old_hash is None:
             self.post_event(
@@ -193,7 +209,9 @@ class Reconciler:
             )
         if old_mode and old_mode != serving.value:
             self.post_event(obj, "Normal", "ModeSwitched", f"{old_mode} -> {serving.value}")
-        self._finish(obj, status, conds, generation, spec, api_key, children.config_hash)
+        self._finish(
+            obj, status, conds, generation, spec, api_key, children.config_hash, kept_prefix
+        )
 
     def _resolve_key(self, spec: LLMConfigSpec, ns: str, name: str) -> str:
         assert spec.provider is not None  # the CRD and the model guarantee both in BYO
@@ -396,6 +414,7 @@ class Reconciler:
         spec: LLMConfigSpec | None,
         api_key: str | None,
         cfg_hash: str | None,
+        kept_prefix: str | None = None,
         invalid: str | None = None,
     ) -> None:
         """Derive Ready, Reconciling and Stalled, then write the status only if something
@@ -436,7 +455,7 @@ class Reconciler:
             byo = serving is Mode.BYO and spec.provider is not None
             new["provider"] = spec.provider.type.value if byo and spec.provider else None
             new["model"] = spec.provider.default_model if byo and spec.provider else None
-            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else None
+            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else kept_prefix
         if cfg_hash is not None:
             new["configHash"] = cfg_hash
         patch = {k: v for k, v in new.items() if status.get(k) != v}

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from byollm_router import forbidden
+from byollm_router.contract import Category
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,18 @@ class Settings(BaseSettings):
     managed_url: str = Field(
         default="http://litellm.byollm-system.svc:4000/v1",
         description="The platform's shared LiteLLM; Managed routers send every call here.",
+    )
+    managed_model: str = Field(
+        default="",
+        description="The platform's default model in Managed mode: requests without a model "
+        '(or model "auto" without a managed_routing table) use it. Empty: such requests are '
+        "sent without a model and the shared LiteLLM decides.",
+    )
+    managed_routing: dict[Category, str] = Field(
+        default_factory=dict,
+        description='The platform\'s auto-router table in Managed mode (model "auto"): '
+        "category (fast, balanced, reasoning, longContext, vision, code) -> model on the "
+        "shared LiteLLM; a missing category uses managed_model. JSON.",
     )
     managed_namespace: str = Field(
         default="byollm-system", description="Namespace of the shared LiteLLM (Managed egress)."

@@ -209,7 +209,9 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
             raise ConfigError(
                 c.BYOLLM_MANAGED_API_KEY, "contains a character not allowed in an HTTP header"
             )
-        model = _get(env, c.LLM_MODEL)
+        # The platform's default model: requests without a model, or "auto" without a
+        # category table, use it (the shared LiteLLM refuses a request without a model).
+        model = _get(env, c.BYOLLM_MANAGED_MODEL)
 
     allowlist = _get(env, c.BYOLLM_UPSTREAM_ALLOWLIST)
     try:

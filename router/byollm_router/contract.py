@@ -59,6 +59,9 @@ LLM_MODEL: Final = "LLM_MODEL"
 LLM_ROUTING: Final = "LLM_ROUTING"
 LLM_AZURE_API_VERSION: Final = "LLM_AZURE_API_VERSION"
 BYOLLM_MANAGED_URL: Final = "BYOLLM_MANAGED_URL"
+# Managed mode only: the platform's default model for requests without a model (and for
+# model "auto" when the platform has no category table).
+BYOLLM_MANAGED_MODEL: Final = "BYOLLM_MANAGED_MODEL"
 BYOLLM_ROUTER_TOKEN: Final = "BYOLLM_ROUTER_TOKEN"
 BYOLLM_UPSTREAM_ALLOWLIST: Final = "BYOLLM_UPSTREAM_ALLOWLIST"
 BYOLLM_TENANT: Final = "BYOLLM_TENANT"
@@ -128,6 +131,7 @@ class RouterEnv(BaseModel):
     azure_api_version: str | None = None
     routing: RoutingTable | None = None
     managed_url: str | None = None
+    managed_model: str | None = None
     upstream_allowlist: str | None = None
 
     def to_env(self) -> dict[str, str]:
@@ -140,6 +144,7 @@ class RouterEnv(BaseModel):
             LLM_AZURE_API_VERSION: self.azure_api_version,
             LLM_ROUTING: self.routing.model_dump_json() if self.routing else None,
             BYOLLM_MANAGED_URL: self.managed_url,
+            BYOLLM_MANAGED_MODEL: self.managed_model,
             BYOLLM_UPSTREAM_ALLOWLIST: self.upstream_allowlist,
         }
         env.update({k: v for k, v in values.items() if v is not None})
@@ -158,6 +163,7 @@ class RouterEnv(BaseModel):
             azure_api_version=env.get(LLM_AZURE_API_VERSION),
             routing=RoutingTable.model_validate_json(routing) if routing else None,
             managed_url=env.get(BYOLLM_MANAGED_URL),
+            managed_model=env.get(BYOLLM_MANAGED_MODEL),
             upstream_allowlist=env.get(BYOLLM_UPSTREAM_ALLOWLIST),
         )
 

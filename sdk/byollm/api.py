@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from byollm_router import forbidden
 from byollm_router.contract import (
@@ -60,6 +61,87 @@ FORBIDDEN_CIDRS: Final = forbidden.crd_cidrs()
 
 def _cel(rule: str, message: str, **extra: str) -> dict[str, Any]:
     return {"rule": rule, "message": message, **extra}
+
+
+def _matching(regex: str, field: str, words: str) -> tuple[AfterValidator, Any]:
+    """Annotated metadata for a string refused unless it matches ``regex``: the message is
+    ``field: words``.
+
+    The CRD gets a CEL rule rather than a ``pattern``: the API server's pattern error shows
+    the regex and repeats the refused value (for a key pasted in the wrong field, the key).
+    A CEL rule's message is only ``words``; Python raises the same words.
+    """
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(words)
+        return value
+
+    rule = _cel(f"self.matches(r'{regex}')", f"{field}: {words}")
+    return AfterValidator(check), Field(json_schema_extra={"x-kubernetes-validations": [rule]})
+
+
+_MODEL_WORDS: Final = "must be a model id without whitespace, e.g. gpt-4o-mini"
+_MODEL_CHECK, _MODEL_RULE = _matching(_MODEL_RE, "spec.provider.defaultModel", _MODEL_WORDS)
+ModelId = Annotated[str, Field(min_length=1, max_length=256), _MODEL_CHECK, _MODEL_RULE]
+_ROUTING_CHECK, _ROUTING_RULE = _matching(_MODEL_RE, "spec.routing.models", _MODEL_WORDS)
+RoutingModelId = Annotated[str, Field(min_length=1, max_length=256), _ROUTING_CHECK, _ROUTING_RULE]
+# Every rule under spec.provider.apiKey sits on an object, not on a string: the API server
+# reports a failed rule on a string field together with the string (a key, if one was
+# pasted there); on an object it reports only the type.
+_SEALED_FIELD: Final = "spec.provider.apiKey.sealed"
+_SEALED_WORDS: Final = (
+    "is not a sealed value (make one with `byollm seal`; a plain key belongs in a Secret "
+    "named by secretKeyRef)"
+)
+_SEALED_CHECK, _ = _matching(SEALED_RE, _SEALED_FIELD, _SEALED_WORDS)
+_REF_FIELD: Final = "spec.provider.apiKey.secretKeyRef"
+_SECRET_NAME_WORDS: Final = (
+    "must be a Secret name: lowercase letters, digits, '-' and '.', starting and ending "
+    "with a letter or digit"
+)
+_SECRET_KEY_WORDS: Final = "must be a Secret data key: letters, digits, '-', '_' and '.' only"
+_SECRET_NAME_CHECK, _ = _matching(_DNS_SUBDOMAIN_RE, f"{_REF_FIELD}.name", _SECRET_NAME_WORDS)
+_SECRET_KEY_CHECK, _ = _matching(_SECRET_KEY_RE, f"{_REF_FIELD}.key", _SECRET_KEY_WORDS)
+_AZURE_CHECK, _AZURE_RULE = _matching(
+    AZURE_API_VERSION_PATTERN,
+    "spec.provider.azure.apiVersion",
+    f"must be an api-version date such as {DEFAULT_AZURE_API_VERSION} or "
+    f"{DEFAULT_AZURE_API_VERSION}-preview",
+)
+
+
+# Endpoint paths a baseURL must stop before (the router appends them).
+ENDPOINT_SUFFIXES: Final = (
+    "/chat/completions",
+    "/completions",
+    "/messages",
+    "/models",
+    "/embeddings",
+    "/responses",
+)
+_ENDPOINT_RE: Final = "(" + "|".join(re.escape(e) for e in ENDPOINT_SUFFIXES) + ")/*$"
+# Whitespace as RE2 (CEL) and Python both read it, Unicode separators included.
+_WHITESPACE_RE: Final = r"[\s\p{Z}]"
+_WHITESPACE_MESSAGE: Final = (
+    "spec.provider.baseURL: must not contain whitespace (a space, tab or newline pasted "
+    "with the URL?)"
+)
+_ENDPOINT_MESSAGE: Final = (
+    "spec.provider.baseURL: must end before the endpoint path: drop the trailing "
+    + ", ".join(ENDPOINT_SUFFIXES)
+    + " (write e.g. https://api.openai.com/v1; the router adds the endpoint)"
+)
+
+
+def _base_url_extra_rules() -> list[Any]:
+    """Rules on ``spec.provider.baseURL`` besides the address rules: no whitespace anywhere,
+    no endpoint path at the end."""
+    return [
+        _cel(f"!self.matches(r'{_WHITESPACE_RE}')", _WHITESPACE_MESSAGE),
+        _cel(f"!self.lowerAscii().matches(r'{_ENDPOINT_RE}')", _ENDPOINT_MESSAGE),
+    ]
 
 
 def _base_url_rules() -> list[Any]:
@@ -111,26 +193,42 @@ def _base_url_rules() -> list[Any]:
 
 
 class _Model(BaseModel):
+    # hide_input_in_errors: an error's text never repeats a value (it could be a key).
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, use_enum_values=False, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        use_enum_values=False,
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
 
 class SecretKeyRef(_Model):
     """A key in a Secret in the LLMConfig's namespace."""
 
-    name: str = Field(
-        description="Name of the Secret (same namespace as the LLMConfig) holding the API key.",
-        min_length=1,
-        max_length=253,
-        pattern=_DNS_SUBDOMAIN_RE,
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.name.matches(r'{_DNS_SUBDOMAIN_RE}')",
+                    f"{_REF_FIELD}.name: {_SECRET_NAME_WORDS}",
+                ),
+                _cel(
+                    f"self.key.matches(r'{_SECRET_KEY_RE}')",
+                    f"{_REF_FIELD}.key: {_SECRET_KEY_WORDS}",
+                ),
+            ]
+        }
     )
-    key: str = Field(
+
+    name: Annotated[str, _SECRET_NAME_CHECK] = Field(
+        description="Name of the Secret (same namespace as the LLMConfig) holding the API key.",
+        max_length=253,
+    )
+    key: Annotated[str, _SECRET_KEY_CHECK] = Field(
         default="apiKey",
         description="Key within the Secret whose value is the API key. Defaults to apiKey.",
-        min_length=1,
         max_length=253,
-        pattern=_SECRET_KEY_RE,
     )
 
 
@@ -143,7 +241,13 @@ class ApiKeySource(_Model):
                 _cel(
                     "has(self.secretKeyRef) != has(self.sealed)",
                     "spec.provider.apiKey: set exactly one of secretKeyRef or sealed",
-                )
+                ),
+                # On the object, not on the string: the API server reports a failed rule
+                # on a string field with the string's value (the key, if one was pasted).
+                _cel(
+                    f"!has(self.sealed) || self.sealed.matches(r'{SEALED_RE}')",
+                    f"{_SEALED_FIELD}: {_SEALED_WORDS}",
+                ),
             ]
         }
     )
@@ -154,13 +258,13 @@ class ApiKeySource(_Model):
         description="Read the key from a Secret (e.g. made by sealed-secrets or External "
         "Secrets). Rotating the value there rolls the router.",
     )
-    sealed: str | None = Field(
+    # No pattern or minLength here: the API server's messages for those repeat the value,
+    # and a raw key pasted into this field would land in terminals and CI logs.
+    sealed: Annotated[str, _SEALED_CHECK] | None = Field(
         default=None,
         description="The key encrypted to the operator's public key (ConfigMap "
         "byollm-sealing-public-key), bound to this namespace and name; safe to keep in git.",
-        min_length=24,
         max_length=8192,
-        pattern=SEALED_RE,
     )
 
     @model_validator(mode="after")
@@ -173,11 +277,10 @@ class ApiKeySource(_Model):
 class AzureSpec(_Model):
     """Azure OpenAI specifics."""
 
-    api_version: str = Field(
+    api_version: Annotated[str, _AZURE_CHECK, _AZURE_RULE] = Field(
         default=DEFAULT_AZURE_API_VERSION,
         alias="apiVersion",
         description="Azure OpenAI REST api-version sent with every call.",
-        pattern=AZURE_API_VERSION_PATTERN,
         max_length=32,
     )
 
@@ -207,7 +310,7 @@ class ProviderSpec(_Model):
         description="Provider wire format and defaults: openai, azure, anthropic, openrouter, "
         "groq, ollama or custom (any OpenAI-compatible endpoint)."
     )
-    base_url: str | None = Field(
+    base_url: ModelId | None = Field(
         default=None,
         alias="baseURL",
         description="Provider base URL ending before /chat/completions (e.g. "
@@ -215,16 +318,13 @@ class ProviderSpec(_Model):
         "Must be https (plain http only for in-cluster *.svc Services) and must not name a "
         "loopback, private, link-local or metadata address.",
         max_length=MAX_URL_LENGTH,
-        json_schema_extra={"x-kubernetes-validations": _base_url_rules()},
+        json_schema_extra={"x-kubernetes-validations": _base_url_rules() + _base_url_extra_rules()},
     )
-    default_model: str | None = Field(
+    default_model: ModelId | None = Field(
         default=None,
         alias="defaultModel",
         description="Model id used when a request names none (required in BYO mode), "
         "e.g. gpt-4o-mini or qwen/qwen3-30b-a3b-instruct.",
-        min_length=1,
-        max_length=256,
-        pattern=_MODEL_RE,
     )
     api_key: ApiKeySource | None = Field(
         default=None,
@@ -253,37 +353,27 @@ class ProviderSpec(_Model):
         return self.base_url or DEFAULT_BASE_URLS[self.type]
 
 
-_model_field = {
-    "min_length": 1,
-    "max_length": 256,
-    "pattern": _MODEL_RE,
-}
-
-
 class RoutingModels(_Model):
     """Which model serves each auto-router category; a missing one falls back to defaultModel."""
 
-    fast: str | None = Field(
-        default=None, description="Low-latency model; also runs the classifier.", **_model_field
-    )  # type: ignore[call-overload]
-    balanced: str | None = Field(
-        default=None, description="General model; the fallback category.", **_model_field
-    )  # type: ignore[call-overload]
-    reasoning: str | None = Field(
-        default=None, description="Model for multi-step reasoning.", **_model_field
-    )  # type: ignore[call-overload]
-    long_context: str | None = Field(
+    fast: RoutingModelId | None = Field(
+        default=None, description="Low-latency model; also runs the classifier."
+    )
+    balanced: RoutingModelId | None = Field(
+        default=None, description="General model; the fallback category."
+    )
+    reasoning: RoutingModelId | None = Field(
+        default=None, description="Model for multi-step reasoning."
+    )
+    long_context: RoutingModelId | None = Field(
         default=None,
         alias="longContext",
         description="Model for long inputs.",
-        **_model_field,
-    )  # type: ignore[call-overload]
-    vision: str | None = Field(
-        default=None, description="Model for requests with image parts.", **_model_field
-    )  # type: ignore[call-overload]
-    code: str | None = Field(
-        default=None, description="Model for programming requests.", **_model_field
-    )  # type: ignore[call-overload]
+    )
+    vision: RoutingModelId | None = Field(
+        default=None, description="Model for requests with image parts."
+    )
+    code: RoutingModelId | None = Field(default=None, description="Model for programming requests.")
 
     def by_category(self) -> dict[Category, str]:
         """Set entries keyed by the contract's Category (the LLM_ROUTING keys)."""
@@ -553,7 +643,8 @@ class LLMConfigStatus(_Model):
         default=None,
         alias="apiKeyPrefix",
         max_length=8,
-        description="First 8 characters of the API key, to identify it; never more.",
+        description="First 8 characters of the API key, to identify it (also while active is "
+        "false: the key is kept); never more.",
     )
     endpoint: str | None = Field(
         default=None, description="OpenAI-compatible base URL of the tenant's router."
@@ -592,6 +683,10 @@ class LLMConfig(_Model):
 
 def base_url_problem(url: str) -> str | None:
     """Return why ``url`` is refused as a baseURL (mirrors the CEL rules), or None."""
+    if any(ch.isspace() or unicodedata.category(ch).startswith("Z") for ch in url):
+        return _WHITESPACE_MESSAGE.removeprefix("spec.provider.baseURL: ")
+    if re.search(_ENDPOINT_RE, url.lower()):
+        return _ENDPOINT_MESSAGE.removeprefix("spec.provider.baseURL: ")
     if "@" in url or "?" in url or "#" in url:
         return "must not carry credentials, a query or a fragment"
     try:

@@ -39,10 +39,19 @@ _PLURALS: Final = {
 class KubeError(Exception):
     """An API error; the message carries the server's status text, never a request body."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        causes: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
+        self.message = message
+        # (field, message) pairs of an Invalid answer (status.details.causes)
+        self.causes = causes or []
 
 
 def path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
@@ -98,7 +107,16 @@ class Kube:
         status = int(resp.status)
         payload: dict[str, Any] = json.loads(resp.data) if resp.data else {}
         if status >= 400:
-            raise KubeError(status, str(payload.get("reason", "")), str(payload.get("message", "")))
+            causes = [
+                (str(c.get("field", "")), str(c.get("message", "")))
+                for c in (payload.get("details") or {}).get("causes") or []
+            ]
+            raise KubeError(
+                status,
+                str(payload.get("reason", "")),
+                str(payload.get("message", "")),
+                causes,
+            )
         if method in ("POST", "PATCH", "PUT") and not any(k == "dryRun" for k, _ in query or []):
             meta = payload.get("metadata") or {}
             if meta.get("resourceVersion") and meta.get("name"):

@@ -129,3 +129,45 @@ def test_serving_mode_and_defaults() -> None:
 def test_sealed_pattern_matches_sealing_module() -> None:
     sealing = pytest.importorskip("byollm.sealing")
     assert api.SEALED_RE == sealing.SEALED_PATTERN
+
+
+def test_api_key_fields_have_no_value_echoing_rule() -> None:
+    """A raw key pasted under ``apiKey`` must never be repeated by the API server: the
+    errors of ``pattern``/``minLength`` and of a CEL rule on a string field show the value;
+    a rule on the enclosing object shows only the type."""
+    spec = api.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    api_key = spec["properties"]["spec"]["properties"]["provider"]["properties"]["apiKey"]
+    for path, node in _walk(api_key):
+        if node.get("type") == "string":
+            assert not {"pattern", "minLength", "x-kubernetes-validations"} & set(node), path
+    messages = [r["message"] for r in api_key["x-kubernetes-validations"]]
+    assert any(m.startswith("spec.provider.apiKey.sealed: is not a sealed value") for m in messages)
+
+
+def test_no_crd_message_shows_a_regex() -> None:
+    """Messages say in words what is wrong; a regex belongs in the rule only."""
+    root = api.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for _, node in _walk(root):
+        for r in node.get("x-kubernetes-validations", []):
+            assert "^" not in r["message"], r["message"]
+            assert "\\" not in r["message"], r["message"]
+    assert "pattern: ^\\S+$" not in api.crd_yaml()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://api.together.xyz/v1 ", "whitespace"),
+        ("https://api.together.xyz/v1\t", "whitespace"),
+        ("https://api.together.xyz/\u2003v1", "whitespace"),
+        ("https://api.openai.com/v1/chat/completions", "drop the trailing"),
+        ("https://api.openai.com/v1/models/", "https://api.openai.com/v1"),
+    ],
+)
+def test_base_url_problem_says_what_is_wrong(url: str, words: str) -> None:
+    problem = api.base_url_problem(url)
+    assert problem is not None
+    assert words in problem
+    with pytest.raises(ValidationError) as err:
+        api.ProviderSpec.model_validate({"type": "custom", "baseURL": url})
+    assert words in str(err.value)

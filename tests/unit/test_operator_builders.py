@@ -268,3 +268,16 @@ def test_hash_rolls_on_router_token() -> None:
     b = builders.build(OWNER, spec, KEY, SETTINGS, token="tok-b").config_hash
     assert a != b
     assert "tok-a" not in json.dumps(builders.build(OWNER, spec, KEY, SETTINGS, "tok-a").deployment)
+
+
+@pytest.mark.parametrize("spec", [MANAGED, {**BYO, "active": False}], ids=["managed", "inactive"])
+def test_managed_gets_the_platforms_model_and_table(spec: dict[str, Any]) -> None:
+    settings = SETTINGS.model_copy(
+        update={"managed_model": "gpt-4o-mini", "managed_routing": {"code": "gpt-4.1"}}
+    )
+    env = builders.router_env(LLMConfigSpec.model_validate(spec), None, settings)
+    assert env[contract.BYOLLM_MANAGED_MODEL] == "gpt-4o-mini"
+    # The tenant's provider models never reach the shared LiteLLM; its auto switch does.
+    assert json.loads(env[contract.LLM_ROUTING]) == {"auto": True, "models": {"code": "gpt-4.1"}}
+    byo = builders.router_env(LLMConfigSpec.model_validate(BYO), KEY, settings)
+    assert contract.BYOLLM_MANAGED_MODEL not in byo

@@ -45,6 +45,18 @@ def test_managed_inferred_and_byo_key_ignored() -> None:
     assert cfg.provider is None
     assert cfg.upstream_key is None
     assert cfg.base_url == "http://litellm.platform.svc:4000/v1"
+    assert cfg.model is None
+
+
+def test_managed_default_model_is_the_platforms() -> None:
+    env = {
+        c.BYOLLM_ROUTER_TOKEN: "tok",
+        c.LLM_MODE: "Managed",
+        c.BYOLLM_MANAGED_URL: "http://litellm.platform.svc:4000/v1",
+        c.BYOLLM_MANAGED_MODEL: "gpt-4o-mini",
+        c.LLM_MODEL: "tenant-model",  # a stale BYO key: never the default in Managed
+    }
+    assert load_config(env).model == "gpt-4o-mini"
 
 
 def test_explicit_mode_is_case_insensitive_and_base_url_defaults() -> None:
