@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from byollm_router import forbidden
 from byollm_router.contract import (
     AZURE_API_VERSION_PATTERN,
+    AZURE_DEPLOYMENT_PATTERN,
     DEFAULT_AZURE_API_VERSION,
     DEFAULT_BASE_URLS,
     Category,
@@ -535,6 +536,17 @@ class AccessSpec(_Model):
     )
 
 
+AZURE_DEPLOYMENT_RULE: Final = (
+    "spec.provider.defaultModel: with provider azure, it and every spec.routing.models entry "
+    "must be a deployment name: 2 to 64 letters, digits, '.', '_' or '-', starting with a "
+    "letter or digit"
+)
+
+
+def _azure_ok(expr: str) -> str:
+    return f"{expr}.matches('{AZURE_DEPLOYMENT_PATTERN}')"
+
+
 _SPEC_RULES: Final[list[Any]] = [
     _cel(
         "self.mode != 'BYO' || has(self.provider)",
@@ -553,6 +565,23 @@ _SPEC_RULES: Final[list[Any]] = [
         "spec.provider.apiKey: required when spec.mode is BYO (secretKeyRef or sealed)",
         fieldPath=".provider.apiKey",
         reason="FieldValueRequired",
+    ),
+    # Azure puts the model in the URL path (/openai/deployments/<model>/...): a name that
+    # is not a deployment name (".", "..", slashes) would walk the path.
+    _cel(
+        "!has(self.provider) || self.provider.type != 'azure' || ("
+        + " && ".join(
+            [f"(!has(self.provider.defaultModel) || {_azure_ok('self.provider.defaultModel')})"]
+            + [
+                f"(!has(self.routing) || !has(self.routing.models) || "
+                f"!has(self.routing.models.{c.value}) || "
+                f"{_azure_ok(f'self.routing.models.{c.value}')})"
+                for c in Category
+            ]
+        )
+        + ")",
+        AZURE_DEPLOYMENT_RULE,
+        fieldPath=".provider.defaultModel",
     ),
 ]
 
@@ -593,6 +622,10 @@ class LLMConfigSpec(_Model):
                 raise ValueError(
                     "spec.provider.apiKey: required when spec.mode is BYO (secretKeyRef or sealed)"
                 )
+        if self.provider is not None and self.provider.type is ProviderType.AZURE:
+            names = [self.provider.default_model, *self.routing.models.by_category().values()]
+            if any(n is not None and not re.match(AZURE_DEPLOYMENT_PATTERN, n) for n in names):
+                raise ValueError(AZURE_DEPLOYMENT_RULE)
         return self
 
     def serving_mode(self) -> Mode:
