@@ -12,6 +12,6 @@ if [[ ${1:-} == --real-node ]]; then
   # prints the kubeconfig and the `helm install` line for those images.
   shift
   [[ $(id -u) -eq 0 ]] || { echo "dev.sh --real-node: needs root" >&2; exit 2; }
-  exec .venv/bin/python -m byollm_operator.realnode "$@"
+  exec .venv/bin/python -m byollm_dev.realnode "$@"
 fi
 exec .venv/bin/byollm dev "$@"

@@ -72,8 +72,8 @@ fi
 
 # --- 2. the wheelhouse: every dependency, built on the host -------------------------------
 # (A fresh rootfs lacks this machine's trust store, so pip inside the build runs offline.)
-if [[ -f router/pyproject.toml ]]; then targets=(./router ./operator); pyprojects=(router/pyproject.toml operator/pyproject.toml)
-else targets=(".[router,operator]"); pyprojects=(pyproject.toml); fi
+targets=("./router[server]" ./sdk ./operator)
+pyprojects=(router/pyproject.toml sdk/pyproject.toml operator/pyproject.toml)
 # Keyed by the declared dependencies only (not the rest of pyproject.toml).
 wheels_key=$(python3 - "${pyprojects[@]}" <<'PY' | sha256sum | cut -c1-12
 import json, sys, tomllib

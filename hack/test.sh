@@ -4,7 +4,8 @@
 # Lint and types first (fast), then the control plane build (first run only; cached in
 # ~/.cache/byollm), then the whole pytest suite (unit, integration on the real control
 # plane, e2e over real sockets, benchmark harness in short mode, and as root the realnode
-# tests: router pods from their images on a real kubelet).
+# tests: router pods from their images on a real kubelet), then (full runs only) the
+# unit tests again on the lowest dependency versions pyproject allows (hack/lowest.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 hack/setup.sh
@@ -14,11 +15,14 @@ hack/setup.sh
 # Build up front so its progress is visible; if it cannot be built the cluster tests skip
 # with one loud line, and the unit tests still run.
 hack/controlplane/build.sh >/dev/null || echo "!!! control plane build failed: cluster tests will be skipped" >&2
-hack/tools.sh >/dev/null || echo "!!! helm/kubeconform build failed: chart tests will be skipped" >&2
+hack/tools.sh >/dev/null || echo "!!! client tools (helm, kubeconform, kubectl, kstatus) build failed: chart and GitOps tests will be skipped" >&2
 # The real node's parts and our images (root only: the realnode tests need root). Built up
 # front for the same reason; cached, so a second run builds nothing.
 if [[ $(id -u) -eq 0 ]]; then
   hack/node/build.sh >/dev/null || echo "!!! real node parts build failed: realnode tests will be skipped" >&2
   hack/images.sh >&2 || echo "!!! image build failed: realnode tests will be skipped" >&2
 fi
-exec .venv/bin/pytest "$@"
+.venv/bin/pytest "$@"
+if [[ $# -eq 0 ]]; then
+  hack/lowest.sh
+fi

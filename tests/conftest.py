@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from byollm_operator import controlplane
+from byollm_dev import controlplane
 
 _STATE: dict[str, Any] = {"unavailable": None, "cp": None}
 

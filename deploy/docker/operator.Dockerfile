@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Image of the operator (kopf + kubernetes client).
+# Image of the operator (kopf + kubernetes client): operator/, the SDK's API models and
+# Kubernetes layer (sdk/), the router's contract (router/, without its server).
 # Build from the repository root:
 #   docker build -f deploy/docker/operator.Dockerfile -t byollm/operator:0.1.0 .
 # The base is pinned by tag; to pin by digest as well, pass
@@ -10,11 +11,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY operator ./operator
 COPY router ./router
-COPY crds ./crds
-RUN /venv/bin/pip install ".[operator]" && /venv/bin/pip uninstall -y pip setuptools wheel \
+COPY sdk ./sdk
+COPY operator ./operator
+RUN /venv/bin/pip install ./router ./sdk ./operator && /venv/bin/pip uninstall -y pip setuptools wheel \
  && find /venv -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE}

@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Image of a tenant's router: no kopf, no Kubernetes client (pip install .[router]).
+# Image of a tenant's router: the data plane and its contract only (router/, no kopf,
+# no Kubernetes client, no operator code).
 # Build from the repository root:
 #   docker build -f deploy/docker/router.Dockerfile -t byollm/router:0.1.0 .
 # The base is pinned by tag; to pin by digest as well, pass
@@ -10,11 +11,8 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY operator ./operator
 COPY router ./router
-COPY crds ./crds
-RUN /venv/bin/pip install ".[router]" && /venv/bin/pip uninstall -y pip setuptools wheel \
+RUN /venv/bin/pip install "./router[server]" && /venv/bin/pip uninstall -y pip setuptools wheel \
  && find /venv -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE}

@@ -15,10 +15,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from byollm_operator.api import LLMConfigSpec
+from pydantic import SecretStr
+
+from byollm.api import LLMConfigSpec
 from byollm_operator.settings import Settings
 from byollm_router import contract
-from byollm_router.contract import Mode, RoutingTable
+from byollm_router.contract import Mode, ProviderType, RouterEnv, RoutingTable
 
 FIELD_MANAGER: Final = "byollm-operator"
 CONFIG_HASH_ANNOTATION: Final = "byollm.io/config-hash"
@@ -111,29 +113,39 @@ def router_env(spec: LLMConfigSpec, api_key: str | None, settings: Settings) -> 
     """Exactly the router contract for this spec (the ``<name>-llm`` Secret's content).
 
     BYO: LLM_MODE and the four BYO keys (+ routing, azure version). Managed (mode Managed or
-    active false): LLM_MODE and BYOLLM_MANAGED_URL; the four BYO keys are absent.
+    active false): LLM_MODE, BYOLLM_MANAGED_URL, the platform's default model and category
+    table (settings); the four BYO keys are absent.
     """
     mode = spec.serving_mode()
-    env: dict[str, str] = {contract.LLM_MODE: mode.value}
-    if mode is Mode.BYO:
-        provider = spec.provider
-        if provider is None or provider.default_model is None or not api_key:
-            raise ValueError("BYO needs spec.provider, defaultModel and a resolved API key")
-        env[contract.LLM_PROVIDER] = provider.type.value
-        env[contract.LLM_BASE_URL] = provider.effective_base_url()
-        env[contract.LLM_API_KEY] = api_key
-        env[contract.LLM_MODEL] = provider.default_model
-        if provider.type.value == "azure":
-            azure = provider.azure
-            env[contract.LLM_AZURE_API_VERSION] = azure.api_version if azure else "2024-10-21"
-    else:
-        env[contract.BYOLLM_MANAGED_URL] = settings.managed_url
+    if mode is not Mode.BYO:
+        # The tenant's models name its own provider's catalogue; on the shared LiteLLM the
+        # platform's table applies (the tenant's auto switch is kept).
+        managed = RoutingTable(auto=spec.routing.auto, models=dict(settings.managed_routing))
+        return RouterEnv(
+            mode=mode,
+            managed_url=settings.managed_url,
+            managed_model=settings.managed_model or None,
+            routing=managed if managed.auto or managed.models else None,
+        ).to_env()
     table = RoutingTable(auto=spec.routing.auto, models=spec.routing.models.by_category())
-    if table.auto or table.models:
-        env[contract.LLM_ROUTING] = table.model_dump_json()
-    if settings.upstream_allowlist and mode is Mode.BYO:
-        env[contract.BYOLLM_UPSTREAM_ALLOWLIST] = settings.upstream_allowlist
-    return env
+    routing = table if table.auto or table.models else None
+    provider = spec.provider
+    if provider is None or provider.default_model is None or not api_key:
+        raise ValueError("BYO needs spec.provider, defaultModel and a resolved API key")
+    azure_version = None
+    if provider.type is ProviderType.AZURE:
+        azure = provider.azure
+        azure_version = azure.api_version if azure else contract.DEFAULT_AZURE_API_VERSION
+    return RouterEnv(
+        mode=mode,
+        provider=provider.type,
+        base_url=provider.effective_base_url(),
+        api_key=SecretStr(api_key),
+        model=provider.default_model,
+        azure_api_version=azure_version,
+        routing=routing,
+        upstream_allowlist=settings.upstream_allowlist or None,
+    ).to_env()
 
 
 def config_hash(env: dict[str, str], token: str | None = None) -> str:
@@ -149,8 +161,44 @@ def config_hash(env: dict[str, str], token: str | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+CONFIG_FIELDS: Final[dict[str, str]] = {
+    contract.LLM_MODE: "mode",
+    contract.LLM_PROVIDER: "provider",
+    contract.LLM_BASE_URL: "baseURL",
+    contract.LLM_API_KEY: "key",
+    contract.LLM_MODEL: "model",
+    contract.LLM_ROUTING: "routing",
+    contract.LLM_AZURE_API_VERSION: "azure.apiVersion",
+    contract.BYOLLM_MANAGED_URL: "managedURL",
+    contract.BYOLLM_UPSTREAM_ALLOWLIST: "upstreamAllowlist",
+}
+"""Router variable -> the field name a RollingOut Event shows for it (never its value)."""
+ROUTER_TOKEN_FIELD: Final = "routerToken"
+
+
+def changed_fields(old_env: dict[str, str], new_env: dict[str, str]) -> list[str]:
+    """Names of the router config fields that differ (set, unset or changed), in a fixed
+    order; values are compared here and never returned. An empty diff with a new config
+    hash means the only other input changed: the router token."""
+    names = [k for k in old_env.keys() | new_env.keys() if old_env.get(k) != new_env.get(k)]
+    order = list(CONFIG_FIELDS)
+    names.sort(key=lambda k: (order.index(k) if k in order else len(order), k))
+    return [CONFIG_FIELDS.get(k, k) for k in names] or [ROUTER_TOKEN_FIELD]
+
+
+def secret_env(secret: dict[str, Any] | None) -> dict[str, str]:
+    """The router variables held by a live ``<name>-llm`` Secret (undecodable ones as-is)."""
+    out: dict[str, str] = {}
+    for k, v in ((secret or {}).get("data") or {}).items():
+        try:
+            out[k] = base64.b64decode(v).decode()
+        except (ValueError, UnicodeDecodeError):
+            out[k] = str(v)
+    return out
+
+
 def api_key_prefix(api_key: str | None) -> str | None:
-    """First 8 characters of the key, never more (seed 001)."""
+    """First 8 characters of the key, never more: enough to recognise it, useless to use it."""
     return api_key[:8] if api_key else None
 
 
@@ -290,23 +338,44 @@ def service(owner: Owner) -> dict[str, Any]:
     }
 
 
-_DNS_EGRESS: Final = {
-    "to": [
-        {
-            "namespaceSelector": {},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    ],
-    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-}
+def _dns_egress(settings: Settings) -> dict[str, Any]:
+    """DNS to the cluster DNS pods only: a pod elsewhere that copies their labels gets none
+    of the router's queries."""
+    return {
+        "to": [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": settings.dns_namespace}
+                },
+                "podSelector": {"matchLabels": dict(settings.dns_pod_labels)},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+
+
+def _internet_egress(settings: Settings) -> dict[str, Any]:
+    """The internet on the providers' ports, minus the forbidden ranges and the API server."""
+    v4 = list(settings.egress_except_cidrs)
+    v6 = list(settings.egress_except_cidrs_v6)
+    for cidr in settings.egress_extra_except_cidrs:
+        (v6 if ":" in cidr else v4).append(cidr)
+    return {
+        "to": [
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": v4}},
+            {"ipBlock": {"cidr": "::/0", "except": v6}},
+        ],
+        "ports": [{"protocol": "TCP", "port": p} for p in settings.egress_ports],
+    }
 
 
 def network_policy(owner: Owner, spec: LLMConfigSpec, settings: Settings) -> dict[str, Any]:
     """Ingress only from spec.access.podSelector; egress by serving mode.
 
-    BYO: DNS, then the internet except private, CGNAT and link-local ranges (so neither the
-    platform namespace nor the metadata service), plus the namespaces of in-cluster
-    self-hosted models (``upstream_namespaces``). Managed: the shared LiteLLM only.
+    BYO: cluster DNS, then the internet on the providers' ports except the forbidden ranges
+    (so neither the platform namespace nor a metadata service nor the API server), plus the
+    namespaces of in-cluster self-hosted models (``upstream_namespaces``). Managed: cluster
+    DNS and the shared LiteLLM only.
     """
     selector_obj = spec.access.pod_selector.model_dump(exclude_none=True, by_alias=True)
     ingress = [
@@ -316,15 +385,7 @@ def network_policy(owner: Owner, spec: LLMConfigSpec, settings: Settings) -> dic
         }
     ]
     if spec.serving_mode() is Mode.BYO:
-        egress: list[dict[str, Any]] = [
-            _DNS_EGRESS,
-            {
-                "to": [
-                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": settings.egress_except_cidrs}},
-                    {"ipBlock": {"cidr": "::/0", "except": settings.egress_except_cidrs_v6}},
-                ]
-            },
-        ]
+        egress: list[dict[str, Any]] = [_dns_egress(settings), _internet_egress(settings)]
         if settings.upstream_namespaces:
             egress.append(
                 {
@@ -355,7 +416,7 @@ def network_policy(owner: Owner, spec: LLMConfigSpec, settings: Settings) -> dic
                 "podSelector": {"matchLabels": dict(settings.managed_pod_labels)},
             }
         egress = [
-            _DNS_EGRESS,
+            _dns_egress(settings),
             {"to": [peer], "ports": [{"protocol": "TCP", "port": settings.managed_port}]},
         ]
     return {

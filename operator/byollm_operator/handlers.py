@@ -5,8 +5,9 @@ on the objects, so there are no finalizers, no kopf annotations and no status wr
 kopf's own; garbage collection of the children is left to ownerReferences. Triggers:
 
 * the LLMConfig's own events (including the initial listing: the "resume" after restart);
-* events of a Secret named by some LLMConfig's ``secretKeyRef`` (an index, not a poll):
-  rotating or deleting the key re-reconciles and rolls or flags the router;
+* events of an opted-in key Secret (label ``byollm.io/llm-key=true``) named by some
+  LLMConfig's ``secretKeyRef`` (an index, not a poll): rotating or deleting the key
+  re-reconciles and rolls or flags the router;
 * events of the children (label ``app.kubernetes.io/managed-by=byollm-operator``): edits
   and deletions are put back, Deployment progress updates RouterAvailable;
 * a periodic resync (safety net; writes only on drift) and the credentials re-check.
@@ -18,20 +19,26 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
 import kubernetes
 
+from byollm.api import GROUP, PLURAL, VERSION
+from byollm.kube import Kube, KubeError, path
 from byollm_operator import builders, conditions
-from byollm_operator.api import GROUP, PLURAL, VERSION
-from byollm_operator.kube import Kube, KubeError, path
 from byollm_operator.reconcile import Reconciler, make_probe
 from byollm_operator.settings import Settings
+from byollm_router import contract
 
 log = logging.getLogger("byollm.operator")
 CHILD_LABELS = {builders.LABEL_MANAGED_BY: builders.MANAGED_BY}
+REPORTING_COMPONENT = builders.MANAGED_BY
+"""Events' source.component and reportingController (the "From" of kubectl describe)."""
+REPORTING_INSTANCE = socket.gethostname()[:128]
+"""Events' reportingInstance: the operator pod's name."""
 
 
 def _reconciler(memo: Any) -> Reconciler:
@@ -68,7 +75,10 @@ def _event_poster(kube: Kube) -> Callable[[dict[str, Any], str, str, str], None]
             "type": type_,
             "reason": reason,
             "message": message[:1024],
-            "source": {"component": "byollm-operator"},
+            "action": "Reconcile",
+            "reportingComponent": REPORTING_COMPONENT,
+            "reportingInstance": REPORTING_INSTANCE,
+            "source": {"component": REPORTING_COMPONENT},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
@@ -84,7 +94,7 @@ def _event_poster(kube: Kube) -> Callable[[dict[str, Any], str, str, str], None]
 def _load_sealing(kube: Kube, settings: Settings) -> Any:
     """Create the sealing key Secret once (in our namespace) and publish the public key."""
     try:
-        from byollm_operator import sealing
+        from byollm import sealing
     except ImportError:  # pragma: no cover - sealing lands separately
         return None
     p = path("v1", "Secret", settings.namespace, settings.sealing_secret)
@@ -155,6 +165,9 @@ async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg = Settings()
     settings.posting.level = logging.WARNING  # no kopf chatter as Events; ours use kopf.event
+    settings.posting.reporting_component = REPORTING_COMPONENT  # not "kopf"
+    settings.posting.reporting_instance = REPORTING_INSTANCE
+    settings.posting.event_name_prefix = f"{REPORTING_COMPONENT}-"
     settings.scanning.disabled = True  # no CRD watching: needs no cluster-wide CRD access
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
@@ -166,7 +179,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     if not kubernetes.client.Configuration.get_default_copy().api_key:
         await asyncio.to_thread(kubernetes.config.load_kube_config)
-    kube = Kube(kubernetes.client.ApiClient())
+    kube = Kube(kubernetes.client.ApiClient(), builders.FIELD_MANAGER)
     ring = await asyncio.to_thread(_load_sealing, kube, cfg)
     rec = Reconciler(
         kube=kube,
@@ -223,15 +236,12 @@ async def llmconfig_event(
     await _reconcile_async(rec, namespace, name)
 
 
-@kopf.on.event("v1", "secrets")
-async def secret_event(
-    type: str,
-    namespace: str | None,
-    name: str,
-    labels: kopf.Labels,
-    memo: kopf.Memo,
-    **kwargs: Any,
+@kopf.on.event("v1", "secrets", labels={contract.LLM_KEY_LABEL: "true"})
+async def key_secret_event(
+    type: str, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    """A tenant's key Secret changed (only opted-in Secrets are ever read): reconcile the
+    LLMConfigs that name it, so a rotated key rolls their routers."""
     index: kopf.Index[tuple[str, str], tuple[str, str]] = kwargs["llmconfigs_by_secret"]
     if not type or namespace is None:
         return  # initial listing: the LLMConfigs' own listing reconciles everything
@@ -239,10 +249,18 @@ async def secret_event(
     # Copy first: the index is live and changes while we await (LLMConfigs come and go).
     for ns, llmc in list(index.get((namespace, name), [])):
         await _reconcile_async(rec, ns, llmc)
-    if labels.get(builders.LABEL_MANAGED_BY) == builders.MANAGED_BY:
-        parent = labels.get(builders.LABEL_CONFIG)
-        if parent and (type == "DELETED" or not _echo(rec, kwargs["body"])):
-            await _reconcile_async(rec, namespace, parent)
+
+
+@kopf.on.event("v1", "secrets", labels=CHILD_LABELS)
+async def child_secret_event(
+    type: str,
+    namespace: str | None,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    await _child_event(type, namespace, labels, memo, body)
 
 
 async def _child_event(

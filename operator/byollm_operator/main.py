@@ -88,7 +88,8 @@ def _lease_lock(settings: Settings, identity: str) -> Any:
     ``lease_duration`` (rolling upgrades, SIGTERM)."""
     from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
-    from byollm_operator.kube import Kube
+    from byollm.kube import Kube
+    from byollm_operator.builders import FIELD_MANAGER
 
     class ReleasableLeaseLock(LeaseLock):
         def __init__(self) -> None:
@@ -112,7 +113,7 @@ def _lease_lock(settings: Settings, identity: str) -> Any:
                     f"/leases/{settings.lease_name}"
                 )
                 try:
-                    kube = Kube(kubernetes.client.ApiClient())
+                    kube = Kube(kubernetes.client.ApiClient(), FIELD_MANAGER)
                     lease = kube.get(p) or {}
                     if lease.get("spec", {}).get("holderIdentity") == identity:
                         kube.merge_patch(p, {"spec": {"holderIdentity": None}})

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +27,10 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from byollm.api import API_VERSION, KIND, LLMConfigSpec, ProviderSpec
+from byollm.kube import Kube, KubeError, path
 from byollm_operator import builders, conditions
 from byollm_operator import conditions as c
-from byollm_operator.api import API_VERSION, KIND, LLMConfigSpec, ProviderSpec
-from byollm_operator.kube import Kube, KubeError, path
 from byollm_operator.settings import Settings
 from byollm_router import contract
 from byollm_router.contract import Mode, ProviderType
@@ -101,6 +103,15 @@ class Reconciler:
                     return
                 self._running[key] = False
 
+    def _warn(self, obj: dict[str, Any], reason: str, message: str) -> None:
+        """A reconcile that could not bring the router in line: a Warning Event and a log
+        line, both with the reason (messages never carry a key)."""
+        meta = obj["metadata"]
+        log.warning(
+            "%s/%s not reconciled: %s: %s", meta["namespace"], meta["name"], reason, message
+        )
+        self.post_event(obj, "Warning", reason, message)
+
     def _reconcile_once(self, namespace: str, name: str) -> None:
         obj = self.kube.get(path(API_VERSION, KIND, namespace, name))
         if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -118,6 +129,7 @@ class Reconciler:
         try:
             spec = LLMConfigSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:  # the CRD refuses these; only an old object can hit it
+            log.warning("%s/%s not reconciled: InvalidSpec: %s", ns, name, e)
             self._finish(obj, status, conds, generation, None, None, None, invalid=str(e))
             return
         owner = builders.Owner(name=name, namespace=ns, uid=meta["uid"])
@@ -132,15 +144,24 @@ class Reconciler:
                     conds, c.SECRET_SYNCED, "False", e.reason, e.message, generation
                 )
                 if _cond_changed(status, conds, c.SECRET_SYNCED):
-                    self.post_event(obj, "Warning", e.reason, e.message)
+                    self._warn(obj, e.reason, e.message)
                 self._finish(obj, status, conds, generation, spec, None, None)
                 return
+        kept_prefix: str | None = None
+        if serving is Mode.MANAGED and spec.mode is Mode.BYO:
+            # Toggled off: the BYO config (and its key) is kept, so keep identifying the key.
+            with contextlib.suppress(KeyUnavailable):
+                kept_prefix = builders.api_key_prefix(self._resolve_key(spec, ns, name))
 
         old_hash = status.get("configHash")
         old_mode = status.get("mode")
+        changed: list[str] = []
         try:
             token = self._ensure_token(owner)
             children = builders.build(owner, spec, api_key, self.settings, token)
+            if old_hash and old_hash != children.config_hash:  # read before it is rewritten
+                live = self.kube.get(path("v1", "Secret", ns, builders.llm_secret_name(name)))
+                changed = builders.changed_fields(builders.secret_env(live), children.env)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
                 result, _changed = self.kube.apply_if_changed(manifest)
@@ -149,10 +170,9 @@ class Reconciler:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
         except KubeError as e:
             msg = f"applying children failed: {e}"
-            conds = c.set_condition(
-                conds, c.SECRET_SYNCED, "False", c.APPLY_FAILED, msg, generation
-            )
-            self.post_event(obj, "Warning", c.APPLY_FAILED, msg)
+            reason = c.APPLY_REFUSED if write_refused(e) else c.APPLY_FAILED
+            conds = c.set_condition(conds, c.SECRET_SYNCED, "False", reason, msg, generation)
+            self._warn(obj, reason, msg)
             self._finish(obj, status, conds, generation, spec, None, None)
             return
 
@@ -170,7 +190,7 @@ class Reconciler:
         conds = self._credentials_condition(conds, spec, api_key, ns, name, generation)
         creds = c.get(conds, c.CREDENTIALS_VALID) or {}
         if creds.get("status") == "False" and _cond_changed(status, conds, c.CREDENTIALS_VALID):
-            self.post_event(obj, "Warning", creds["reason"], creds["message"])
+            self._warn(obj, creds["reason"], creds["message"])
 
         if old_hash is None:
             self.post_event(
@@ -183,13 +203,15 @@ class Reconciler:
             self.post_event(
                 obj,
                 "Normal",
-                "RollingOut",
-                f"config changed ({old_hash[:12]} -> {children.config_hash[:12]}); "
-                "rolling the router",
+                c.ROLLING_OUT,
+                f"{', '.join(changed)} changed; rolling the router to config "
+                f"{children.config_hash[:12]} (was {old_hash[:12]})",
             )
         if old_mode and old_mode != serving.value:
             self.post_event(obj, "Normal", "ModeSwitched", f"{old_mode} -> {serving.value}")
-        self._finish(obj, status, conds, generation, spec, api_key, children.config_hash)
+        self._finish(
+            obj, status, conds, generation, spec, api_key, children.config_hash, kept_prefix
+        )
 
     def _resolve_key(self, spec: LLMConfigSpec, ns: str, name: str) -> str:
         assert spec.provider is not None  # the CRD and the model guarantee both in BYO
@@ -202,6 +224,14 @@ class Reconciler:
                 raise KeyUnavailable(
                     c.SECRET_NOT_FOUND,
                     f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} not found",
+                )
+            labels = secret.get("metadata", {}).get("labels") or {}
+            if labels.get(contract.LLM_KEY_LABEL) != "true":  # checked before reading data
+                raise KeyUnavailable(
+                    c.SECRET_NOT_OPTED_IN,
+                    f"spec.provider.apiKey.secretKeyRef: Secret {ns}/{ref.name} is not opted "
+                    f"in to byollm; label it: kubectl -n {ns} label secret {ref.name} "
+                    f"{contract.LLM_KEY_LABEL}=true",
                 )
             raw = (secret.get("data") or {}).get(ref.key)
             if not raw:
@@ -282,6 +312,9 @@ class Reconciler:
         avail_cond = next(
             (x for x in st.get("conditions", []) if x.get("type") == "Available"), None
         )
+        progress = next(
+            (x for x in st.get("conditions", []) if x.get("type") == "Progressing"), None
+        )
         if (
             observed >= dep_gen
             and updated >= spec_replicas
@@ -294,6 +327,19 @@ class Reconciler:
                 "True",
                 c.AVAILABLE,
                 f"{available}/{spec_replicas} router pods available at config {cfg_hash[:12]}",
+                generation,
+            )
+        if (
+            observed >= dep_gen
+            and progress is not None
+            and progress.get("reason") == c.PROGRESS_DEADLINE_EXCEEDED
+        ):
+            return c.set_condition(
+                conds,
+                c.ROUTER_AVAILABLE,
+                "False",
+                c.PROGRESS_DEADLINE_EXCEEDED,
+                f"rollout of config {cfg_hash[:12]} gave up: {progress.get('message', '')}",
                 generation,
             )
         if avail_cond is not None and avail_cond.get("status") == "False" and updated == 0:
@@ -368,9 +414,11 @@ class Reconciler:
         spec: LLMConfigSpec | None,
         api_key: str | None,
         cfg_hash: str | None,
+        kept_prefix: str | None = None,
         invalid: str | None = None,
     ) -> None:
-        """Derive Ready, then write the status only if something differs."""
+        """Derive Ready, Reconciling and Stalled, then write the status only if something
+        differs."""
         meta = obj["metadata"]
         for t in (c.SECRET_SYNCED, c.ROUTER_AVAILABLE, c.CREDENTIALS_VALID):
             if c.get(conds, t) is None:
@@ -389,10 +437,13 @@ class Reconciler:
             )
         if invalid:
             conds = c.set_condition(
-                conds, c.SECRET_SYNCED, "False", "InvalidSpec", invalid, generation
+                conds, c.SECRET_SYNCED, "False", c.INVALID_SPEC, invalid, generation
             )
         r_status, r_reason, r_message = conditions.ready_from(conds)
         conds = c.set_condition(conds, c.READY, r_status, r_reason, r_message, generation)
+        reconciling, stalled = c.summary(conds)
+        conds = c.set_condition(conds, c.RECONCILING, *reconciling, generation)
+        conds = c.set_condition(conds, c.STALLED, *stalled, generation)
         new: dict[str, Any] = {
             "observedGeneration": generation,
             "conditions": conds,
@@ -404,7 +455,7 @@ class Reconciler:
             byo = serving is Mode.BYO and spec.provider is not None
             new["provider"] = spec.provider.type.value if byo and spec.provider else None
             new["model"] = spec.provider.default_model if byo and spec.provider else None
-            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else None
+            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else kept_prefix
         if cfg_hash is not None:
             new["configHash"] = cfg_hash
         patch = {k: v for k, v in new.items() if status.get(k) != v}
@@ -414,6 +465,12 @@ class Reconciler:
             path(API_VERSION, KIND, meta["namespace"], meta["name"]) + "/status",
             {"status": patch},
         )
+
+
+def write_refused(e: KubeError) -> bool:
+    """A 4xx the same write will get again (invalid, forbidden, quota, admission); not a
+    conflict, a timeout or throttling, which a retry can clear."""
+    return 400 <= e.status < 500 and e.status not in (408, 409, 429)
 
 
 def _cond_changed(status: dict[str, Any], conds: list[dict[str, Any]], type_: str) -> bool:
@@ -433,22 +490,73 @@ def _cond_changed(status: dict[str, Any], conds: list[dict[str, Any]], type_: st
 # --- credentials probe -------------------------------------------------------------------
 
 
+# Providers whose check endpoint refuses requests without a valid key: a 2xx proves it.
+# OpenRouter's /models is public, so its key-information endpoint is used instead; custom
+# and Ollama endpoints often serve /models to anyone, so a 2xx there proves nothing.
+_VERIFIABLE: frozenset[ProviderType] = frozenset(
+    {
+        ProviderType.OPENAI,
+        ProviderType.AZURE,
+        ProviderType.ANTHROPIC,
+        ProviderType.OPENROUTER,
+        ProviderType.GROQ,
+    }
+)
+
+
 def probe_request(provider: ProviderSpec, api_key: str) -> tuple[str, dict[str, str]]:
-    """URL and auth headers for the provider's models endpoint (pure)."""
+    """URL and auth headers of an endpoint of the provider that needs the key (pure)."""
     base = provider.effective_base_url().rstrip("/")
+    if provider.type is ProviderType.OPENROUTER:
+        return f"{base}/key", {"Authorization": f"Bearer {api_key}"}
     if provider.type is ProviderType.AZURE:
-        version = provider.azure.api_version if provider.azure else "2024-10-21"
+        version = (
+            provider.azure.api_version if provider.azure else contract.DEFAULT_AZURE_API_VERSION
+        )
         return f"{base}/models?api-version={version}", {"api-key": api_key}
     if provider.type is ProviderType.ANTHROPIC:
-        return f"{base}/models", {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+        return f"{base}/models", {
+            "x-api-key": api_key,
+            "anthropic-version": contract.ANTHROPIC_VERSION,
+        }
     return f"{base}/models", {"Authorization": f"Bearer {api_key}"}
+
+
+def judge(provider: ProviderType, status: int, endpoint: str) -> tuple[str, str, str]:
+    """The CredentialsValid (status, reason, message) for the check's HTTP answer (pure)."""
+    if status in (401, 403):
+        return (
+            "False",
+            c.INVALID_CREDENTIALS,
+            f"provider answered {status} on {endpoint}: key expired, revoked or wrong",
+        )
+    if status == 404:
+        return (
+            "False",
+            c.ENDPOINT_NOT_FOUND,
+            f"provider answered 404 on {endpoint}: spec.provider.baseURL must be the API root "
+            "(e.g. https://host/v1), not an endpoint such as /chat/completions",
+        )
+    if 200 <= status < 300:
+        if provider in _VERIFIABLE:
+            return "True", c.VALID, f"provider accepted the key on {endpoint}"
+        return (
+            "Unknown",
+            c.NOT_VERIFIABLE,
+            f"{endpoint} answered without needing a key: the key cannot be verified "
+            f"for provider {provider.value}",
+        )
+    return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {status} on {endpoint}"
 
 
 def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, str, str]]:
     """A credentials check through the router's SSRF guard (same allowlist)."""
     from byollm_router import guard
 
-    allow = guard.Allowlist.parse(settings.upstream_allowlist)
+    # In a pod the kubelet sets KUBERNETES_SERVICE_HOST: the API server is never a provider.
+    allow = guard.Allowlist.parse(
+        settings.upstream_allowlist, os.environ.get(contract.KUBERNETES_SERVICE_HOST)
+    )
     overrides = dict(settings.probe_resolve)
 
     async def resolver(host: str, port: int) -> list[str]:
@@ -477,15 +585,7 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
             return "False", c.UPSTREAM_BLOCKED, f"spec.provider.baseURL: {e}"
         except httpx.HTTPError as e:
             return "Unknown", c.UNREACHABLE, f"{type(e).__name__} calling the models endpoint"
-        if resp.status_code in (401, 403):
-            return (
-                "False",
-                c.INVALID_CREDENTIALS,
-                (f"provider answered {resp.status_code} on /models: key expired, revoked or wrong"),
-            )
-        if 200 <= resp.status_code < 300:
-            return "True", c.VALID, "provider accepted the key on /models"
-        return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {resp.status_code} on /models"
+        return judge(provider.type, resp.status_code, httpx.URL(url).path)
 
     def probe(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
         return asyncio.run(run(provider, api_key))

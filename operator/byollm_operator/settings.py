@@ -9,6 +9,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from byollm_router import forbidden
+from byollm_router.contract import Category
+
 
 class Settings(BaseSettings):
     """Operator configuration. Field ``x`` is read from env var ``BYOLLM_X``."""
@@ -23,6 +26,18 @@ class Settings(BaseSettings):
     managed_url: str = Field(
         default="http://litellm.byollm-system.svc:4000/v1",
         description="The platform's shared LiteLLM; Managed routers send every call here.",
+    )
+    managed_model: str = Field(
+        default="",
+        description="The platform's default model in Managed mode: requests without a model "
+        '(or model "auto" without a managed_routing table) use it. Empty: such requests are '
+        "sent without a model and the shared LiteLLM decides.",
+    )
+    managed_routing: dict[Category, str] = Field(
+        default_factory=dict,
+        description='The platform\'s auto-router table in Managed mode (model "auto"): '
+        "category (fast, balanced, reasoning, longContext, vision, code) -> model on the "
+        "shared LiteLLM; a missing category uses managed_model. JSON.",
     )
     managed_namespace: str = Field(
         default="byollm-system", description="Namespace of the shared LiteLLM (Managed egress)."
@@ -52,19 +67,34 @@ class Settings(BaseSettings):
         "named (pair with upstream_allowlist for the SSRF guard). JSON list.",
     )
     egress_except_cidrs: list[str] = Field(
-        default_factory=lambda: [
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "100.64.0.0/10",
-            "169.254.0.0/16",
-        ],
-        description="Ranges BYO routers may not reach (private, CGNAT, link-local/metadata); "
-        "add the pod/service CIDRs if they are not private. JSON list.",
+        default_factory=forbidden.egress_except_v4,
+        description="IPv4 ranges BYO routers may not reach (private, CGNAT, link-local and "
+        "cloud metadata, from the product's forbidden-address table); add the pod/service "
+        "CIDRs if they are not private. JSON list.",
     )
     egress_except_cidrs_v6: list[str] = Field(
-        default_factory=lambda: ["fc00::/7", "fe80::/10"],
-        description="IPv6 ranges BYO routers may not reach. JSON list.",
+        default_factory=forbidden.egress_except_v6,
+        description="IPv6 ranges BYO routers may not reach (ULA, link-local, AWS metadata, "
+        "NAT64 images of the refused IPv4 ranges). JSON list.",
+    )
+    egress_ports: list[int] = Field(
+        default_factory=lambda: [443],
+        description="TCP ports BYO routers may reach on the internet (providers speak "
+        "HTTPS). JSON list; add e.g. 80 or 8443 for a provider on another port.",
+    )
+    egress_extra_except_cidrs: list[str] = Field(
+        default_factory=list,
+        description="More ranges (IPv4 or IPv6) BYO routers may not reach, added to the two "
+        "lists above: the API server's public endpoint (EKS/GKE/AKS endpoints are public "
+        "addresses), pod/service CIDRs that are not private. JSON list.",
+    )
+    dns_namespace: str = Field(
+        default="kube-system",
+        description="Namespace of the cluster DNS: the only DNS peer of router pods.",
+    )
+    dns_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"},
+        description="Pod labels of the cluster DNS in BYOLLM_DNS_NAMESPACE. JSON.",
     )
     credentials_probe_enabled: bool = Field(
         default=True, description="Check keys against the provider's /models endpoint."

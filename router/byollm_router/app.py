@@ -5,7 +5,7 @@ hot path is a dict lookup, one header scan, one JSON parse and one upstream call
 keeps the added latency well under a millisecond. Bodies that need no change are forwarded
 as the exact bytes received; upstream bytes go back as received (streams chunk by chunk).
 
-Failure semantics (seed 000/003): an upstream HTTP answer of any status passes through
+Failure semantics: an upstream HTTP answer of any status passes through
 verbatim; only failures without an answer become router errors (503 unreachable,
 504 timeout, 502 reset/blocked). There is one upstream and no fallback.
 """
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import httpx
@@ -31,7 +30,12 @@ from byollm_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from byollm_router.metrics import Metrics
 from byollm_router.netbackend import AsyncioBackend
 from byollm_router.providers import LocalAnswer, UpstreamCall, build_provider
-from byollm_router.providers.base import FORWARDED_REQUEST_HEADERS
+from byollm_router.providers.base import (
+    FORWARDED_REQUEST_HEADERS,
+    ResponseTranslator,
+    dump_json,
+    json_loads,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,29 +45,39 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 SSE = b"text/event-stream"
 
-# Upstream response headers not copied to the client: hop-by-hop, framing the router
-# redoes itself, and state that belongs to the upstream connection (cookies, alt-svc).
-_DROP_RESPONSE_HEADERS = frozenset(
+# Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection and are never relayed,
+# in either direction. Any field a message's Connection header names is hop-by-hop too.
+_HOP_BY_HOP = frozenset(
     {
         b"connection",
         b"keep-alive",
         b"proxy-authenticate",
+        b"proxy-authorization",
         b"proxy-connection",
         b"te",
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
-        b"content-length",
-        b"server",
-        b"date",
-        b"set-cookie",
-        b"alt-svc",
     }
 )
+# Upstream response headers not copied to the client: hop-by-hop, framing the router redoes
+# itself, and state that belongs to the upstream (cookies of either RFC, alt-svc).
+_DROP_RESPONSE_HEADERS = _HOP_BY_HOP | {
+    b"content-length",
+    b"server",
+    b"date",
+    b"set-cookie",
+    b"set-cookie2",
+    b"alt-svc",
+}
 _FORWARDED = frozenset(h.encode() for h in FORWARDED_REQUEST_HEADERS)
 _HEADER_SAFE = re.compile(rb"[\x20-\x7e]*\Z")  # printable ASCII: valid to send on as-is
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
+
+# A non-streamed answer that needs no translation is sent whole (with Content-Length, and a
+# clean 502 if the upstream breaks off) up to this size, and streamed through beyond it.
+_PASSTHROUGH_WHOLE_BYTES = 256 * 1024
 
 # A request body whose declared size exceeds the limit is drained (so the client reads our
 # 413 instead of a reset) unless it is absurdly large; then the connection is just closed.
@@ -72,6 +86,10 @@ _DRAIN_FACTOR = 8
 
 class _ClientGone(Exception):
     """The client disconnected while we were reading its request."""
+
+
+class _ClientStalled(Exception):
+    """The client stopped reading its answer for longer than the write timeout."""
 
 
 class _Ctx:
@@ -119,7 +137,7 @@ def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
     entries = [cfg.allowlist or ""]
     if cfg.mode is Mode.MANAGED:
         entries.append(httpx.URL(cfg.base_url).host)
-    allowlist = guard.Allowlist.parse(",".join(e for e in entries if e))
+    allowlist = guard.Allowlist.parse(",".join(e for e in entries if e), cfg.api_server_host)
     return guard.build_transport(
         allowlist, network_backend=AsyncioBackend(), http2=True, limits=_LIMITS, retries=0
     )
@@ -151,34 +169,31 @@ def map_upstream_error(exc: BaseException) -> errors.RouterError:
 
 def _loads(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:  # orjson refuses integers beyond 64 bits; the standard library does not
-            body = json.loads(raw)
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
-            raise errors.bad_json() from None
+        body = json_loads(raw)
+    except ValueError:
+        raise errors.bad_json() from None
     if not isinstance(body, dict):
         raise errors.bad_json()
     return body
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(body)
-    except TypeError:  # integers beyond 64 bits (parsed by the json fallback)
-        try:
-            return json.dumps(body, separators=(",", ":")).encode()
-        except (ValueError, RecursionError):
-            raise errors.bad_json() from None
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The field names listed in the Connection header(s), lower-case (RFC 9110 §7.6.1)."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return frozenset(tokens)
 
 
 def _response_headers(
     raw: list[tuple[bytes, bytes]], keep_framing: bool
 ) -> list[tuple[bytes, bytes]]:
     out = []
+    named = connection_tokens(raw)
     for name, value in raw:
         lname = name.lower()
-        if lname in _DROP_RESPONSE_HEADERS:
+        if lname in _DROP_RESPONSE_HEADERS or lname in named:
             continue
         if not keep_framing and lname in (b"content-encoding", b"content-type"):
             continue
@@ -295,21 +310,31 @@ class RouterApp:
                 return
             auth = clen = None
             client_headers: dict[str, str] = {}
+            hop: bytes | None = None
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     auth = value
                 elif name == b"content-length":
                     clen = value
+                elif name == b"connection":
+                    hop = value if hop is None else hop + b"," + value
                 elif name in _FORWARDED:
                     value = value.strip()
                     if value and _HEADER_SAFE.match(value):  # others cannot be re-sent safely
                         client_headers[name.decode()] = value.decode()
+            if hop is not None and client_headers:  # fields the client made hop-by-hop
+                for token in connection_tokens([(b"connection", hop)]):
+                    client_headers.pop(token.decode("latin-1"), None)
             if not self._authorized(auth):
                 raise errors.unauthorized()
             if route == "models":
                 await self._models(client_headers, receive, send, ctx)
             else:
-                raw = await self._read_body(receive, clen)
+                try:
+                    async with asyncio.timeout(self.cfg.client_body_timeout_s):
+                        raw = await self._read_body(receive, clen)
+                except TimeoutError:
+                    raise errors.request_timeout() from None
                 if route == "chat_completions":
                     await self._chat(raw, client_headers, receive, send, ctx)
                 else:
@@ -317,7 +342,8 @@ class RouterApp:
         except errors.RouterError as exc:
             ctx.error = exc.code
             if not ctx.started:
-                await self._respond(send, ctx, exc.status, exc.body())
+                close = [(b"connection", b"close")] if exc.close else None
+                await self._respond(send, ctx, exc.status, exc.body(), headers=close)
         except _ClientGone:
             ctx.status, ctx.error = 499, "client_disconnected"
         except Exception as exc:
@@ -471,7 +497,7 @@ class RouterApp:
             changed = True
         stream = body.get("stream") is True
         ctx.stream = stream
-        content = _dumps(body) if changed else raw
+        content = dump_json(body) if changed else raw
         call = self.provider.chat(body, content, client_headers)
         await self._proxy("chat_completions", call, stream, receive, send, ctx)
 
@@ -502,14 +528,18 @@ class RouterApp:
         """A non-streaming call to the *same* upstream (the tenant's provider in BYO, the
         shared LiteLLM in Managed): the classifier never touches other infrastructure."""
         body = autoroute.classifier_request_body(messages, model)
-        call = self.provider.chat(body, _dumps(body), {})
+        call = self.provider.chat(body, dump_json(body), {})
         request = httpx.Request(call.method, call.url, headers=call.headers, content=call.content)
         response = await self._send(request, httpx.Timeout(timeout_s).as_dict())
+        limit = self.cfg.max_buffered_response_bytes
         try:
-            data = await response.aread()
+            response.raise_for_status()
+            held, complete = await self._read_capped("classifier", response.aiter_bytes(), limit)
         finally:
             await response.aclose()
-        response.raise_for_status()
+        if not complete:
+            raise errors.upstream_too_large(limit)
+        data = b"".join(held)
         if call.translator is not None:
             data = call.translator.body(data)
         answer = orjson.loads(data)
@@ -531,8 +561,23 @@ class RouterApp:
         assert task is not None
         watch = _Watch()
         watcher = asyncio.create_task(watch.run(receive, task))
+        stall_s = self.cfg.client_write_timeout_s
+
+        async def send_unless_stalled(message: Message) -> None:
+            # uvicorn's send waits while the client's buffers are full; not for ever.
+            try:
+                async with asyncio.timeout(stall_s):
+                    await send(message)
+            except TimeoutError:
+                raise _ClientStalled from None
+
         try:
-            await self._forward(route, call, stream, send, ctx, watch)
+            await self._forward(route, call, stream, send_unless_stalled, ctx, watch)
+        except _ClientStalled:
+            # Return with the answer unfinished: the server closes the connection, and
+            # leaving _forward closed the upstream response (the provider stops).
+            ctx.error = "client_stalled"
+            self.metrics.client_disconnects.labels(route).inc()
         except asyncio.CancelledError:
             if not watch.gone:
                 raise
@@ -570,48 +615,96 @@ class RouterApp:
             if not ok:
                 translate = None  # provider errors pass through verbatim
             if not stream or not ok:
-                await self._forward_buffered(route, response, translate, send, ctx)
+                await self._forward_body(route, response, translate, send, ctx, watch)
             else:
                 await self._forward_stream(route, response, translate, send, ctx, watch)
         finally:
             await response.aclose()
 
-    async def _forward_buffered(
+    async def _read_capped(
+        self, route: str, chunks: AsyncIterator[bytes], limit: int
+    ) -> tuple[list[bytes], bool]:
+        """Read ``chunks`` until they end (True) or exceed ``limit`` bytes (False)."""
+        held: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in chunks:
+                held.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    return held, False
+        except httpx.HTTPError as exc:
+            raise self._broken(route, exc) from None
+        return held, True
+
+    def _broken(self, route: str, exc: BaseException) -> errors.RouterError:
+        """An upstream failure while reading an answer that had begun."""
+        mapped = map_upstream_error(exc)
+        if mapped.code == "upstream_unreachable":
+            mapped = errors.upstream_broken()
+        self.metrics.upstream_errors.labels(route, mapped.code).inc()
+        return mapped
+
+    async def _forward_body(
         self,
         route: str,
         response: httpx.Response,
-        translate: Any,
+        translate: ResponseTranslator | None,
         send: Send,
         ctx: _Ctx,
+        watch: _Watch,
     ) -> None:
-        try:
-            if translate is not None:
-                data = await response.aread()
-            else:
-                data = b"".join([chunk async for chunk in response.aiter_raw()])
-        except httpx.HTTPError as exc:
-            mapped = map_upstream_error(exc)
-            if mapped.code == "upstream_unreachable":
-                mapped = errors.upstream_broken()
-            self.metrics.upstream_errors.labels(route, mapped.code).inc()
-            raise mapped from None
+        """A non-streamed answer. Translated answers are held (up to the configured limit)
+        and translated whole; others are sent whole when small and streamed through when
+        not, so the router's memory stays bounded whatever the upstream sends."""
         headers = _response_headers(response.headers.raw, keep_framing=translate is None)
-        content_type = JSON
         if translate is not None:
+            limit = self.cfg.max_buffered_response_bytes
+            held, complete = await self._read_capped(route, response.aiter_bytes(), limit)
+            if not complete:
+                self.metrics.upstream_errors.labels(route, "upstream_response_too_large").inc()
+                raise errors.upstream_too_large(limit)
             try:
-                data = translate.body(data)
-            except (ValueError, KeyError, TypeError, AttributeError):
+                data = translate.body(b"".join(held))
+            except Exception:  # whatever the upstream sent: its fault, never a 500
                 raise errors.upstream_bad_response() from None
-        else:
-            content_type = response.headers.get("content-type", "application/json").encode()
-            headers = [h for h in headers if h[0] != b"content-type"]
-        await self._respond(send, ctx, response.status_code, data, content_type, headers)
+            watch.finished = True
+            await self._respond(send, ctx, response.status_code, data, JSON, headers)
+            return
+        content_type = response.headers.get("content-type", "application/json").encode()
+        headers = [h for h in headers if h[0] != b"content-type"]
+        chunks = response.aiter_raw()
+        held, complete = await self._read_capped(route, chunks, _PASSTHROUGH_WHOLE_BYTES)
+        if complete:
+            watch.finished = True
+            data = b"".join(held)
+            await self._respond(send, ctx, response.status_code, data, content_type, headers)
+            return
+        # Large: streamed through as it comes (chunked framing), never held whole.
+        ctx.status = response.status_code
+        ctx.started = True
+        headers.append((b"content-type", content_type))
+        headers.extend(ctx.extra_headers)
+        await send({"type": "http.response.start", "status": ctx.status, "headers": headers})
+        for chunk in held:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        del held
+        try:
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            # A JSON body cannot carry an error event: end the response unfinished, so the
+            # client sees a broken transfer rather than a truncated answer that parses.
+            ctx.error = self._broken(route, exc).code
+            return
+        watch.finished = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _forward_stream(
         self,
         route: str,
         response: httpx.Response,
-        translate: Any,
+        translate: ResponseTranslator | None,
         send: Send,
         ctx: _Ctx,
         watch: _Watch,
@@ -630,11 +723,7 @@ class RouterApp:
         try:
             first = await anext(chunks, b"")
         except httpx.HTTPError as exc:
-            mapped = map_upstream_error(exc)
-            if mapped.code == "upstream_unreachable":
-                mapped = errors.upstream_broken()
-            self.metrics.upstream_errors.labels(route, mapped.code).inc()
-            raise mapped from None
+            raise self._broken(route, exc) from None
         ctx.status = response.status_code
         ctx.started = True
         await send({"type": "http.response.start", "status": ctx.status, "headers": headers})
@@ -655,14 +744,17 @@ class RouterApp:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
                 tail = translator.finish()
         except httpx.HTTPError as exc:
-            mapped = map_upstream_error(exc)
-            if mapped.code == "upstream_unreachable":
-                mapped = errors.upstream_broken()
+            mapped = self._broken(route, exc)
             ctx.error = mapped.code
-            self.metrics.upstream_errors.labels(route, mapped.code).inc()
             if not response.headers.get("content-encoding"):
                 tail = mapped.sse_event()
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except _ClientStalled:
+            raise
+        except errors.RouterError as exc:  # e.g. one event beyond the buffering limit
+            ctx.error = exc.code
+            self.metrics.upstream_errors.labels(route, exc.code).inc()
+            tail = exc.sse_event()
+        except Exception:  # whatever the upstream sent: its fault, never a 500
             ctx.error = "upstream_bad_response"
             tail = errors.upstream_bad_response().sse_event()
         watch.finished = True

@@ -120,7 +120,7 @@ def _rule_scan(messages: Any) -> tuple[bool, int]:
             for part in content:
                 if isinstance(part, dict):
                     ptype = part.get("type")
-                    if ptype in _IMAGE_PART_TYPES:
+                    if isinstance(ptype, str) and ptype in _IMAGE_PART_TYPES:  # lists: unhashable
                         return True, chars
                     text = part.get("text")
                     if isinstance(text, str):

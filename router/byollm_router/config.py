@@ -20,13 +20,12 @@ from byollm_router import guard
 from byollm_router.autoroute import DEFAULT_LONG_CONTEXT_TOKENS
 from byollm_router.contract import Mode, ProviderType, RoutingTable
 
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_UPSTREAM_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 DEFAULT_AUTOROUTE_TIMEOUT_S = 2.0  # = autoroute.DEFAULT_CLASSIFIER_TIMEOUT_S
 
-_AZURE_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_AZURE_VERSION_RE = re.compile(c.AZURE_API_VERSION_PATTERN)
 
 
 class ConfigError(Exception):
@@ -56,12 +55,18 @@ class RouterConfig(BaseModel):
     routing: RoutingTable
     azure_api_version: str
     allowlist: str | None
+    api_server_host: str | None  # never an upstream, whatever the allowlist says
     tenant: str
     upstream_timeout_s: float
     connect_timeout_s: float
     max_request_bytes: int
     autoroute_timeout_s: float
     long_context_tokens: int
+    max_buffered_response_bytes: int = c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+    client_header_timeout_s: float = c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+    client_body_timeout_s: float = c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+    client_write_timeout_s: float = c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
+    max_connections: int = c.DEFAULT_MAX_CONNECTIONS
     # GET /drainz (the pod's preStop hook) answers after this long: the Service stops routing
     # new connections here meanwhile, and every response closes its connection.
     drain_seconds: float = 5.0
@@ -115,9 +120,9 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(name, "must be a whole number of bytes") from None
+        raise ConfigError(name, "must be a whole number") from None
     if value <= 0:
-        raise ConfigError(name, "must be a positive number of bytes")
+        raise ConfigError(name, "must be a positive whole number")
     return value
 
 
@@ -162,7 +167,7 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
     routing = _routing(env)
 
     provider: ProviderType | None = None
-    azure_version = _get(env, c.LLM_AZURE_API_VERSION) or DEFAULT_AZURE_API_VERSION
+    azure_version = _get(env, c.LLM_AZURE_API_VERSION) or c.DEFAULT_AZURE_API_VERSION
     if mode is Mode.BYO:
         raw_provider = _get(env, c.LLM_PROVIDER)
         if raw_provider is None:
@@ -187,7 +192,15 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         if model is None:
             raise ConfigError(c.LLM_MODEL, "is required in BYO mode")
         if provider is ProviderType.AZURE and not _AZURE_VERSION_RE.match(azure_version):
-            raise ConfigError(c.LLM_AZURE_API_VERSION, "must look like 2024-10-21[-preview]")
+            raise ConfigError(
+                c.LLM_AZURE_API_VERSION, "must look like YYYY-MM-DD or YYYY-MM-DD-preview"
+            )
+        if provider is ProviderType.AZURE:
+            deployment = re.compile(c.AZURE_DEPLOYMENT_PATTERN)
+            if not deployment.match(model):
+                raise ConfigError(c.LLM_MODEL, "is not a valid Azure deployment name")
+            if not all(deployment.match(m) for m in routing.models.values()):
+                raise ConfigError(c.LLM_ROUTING, "names a model that is not an Azure deployment")
     else:
         raw_managed = _get(env, c.BYOLLM_MANAGED_URL)
         if raw_managed is None:
@@ -199,11 +212,13 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
             raise ConfigError(
                 c.BYOLLM_MANAGED_API_KEY, "contains a character not allowed in an HTTP header"
             )
-        model = _get(env, c.LLM_MODEL)
+        # The platform's default model: requests without a model, or "auto" without a
+        # category table, use it (the shared LiteLLM refuses a request without a model).
+        model = _get(env, c.BYOLLM_MANAGED_MODEL)
 
     allowlist = _get(env, c.BYOLLM_UPSTREAM_ALLOWLIST)
     try:
-        allow = guard.Allowlist.parse(allowlist)
+        allow = guard.Allowlist.parse(allowlist, _get(env, c.KUBERNETES_SERVICE_HOST))
     except ValueError:
         raise ConfigError(
             c.BYOLLM_UPSTREAM_ALLOWLIST, "has an entry that is not a host or CIDR"
@@ -225,6 +240,7 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         routing=routing,
         azure_api_version=azure_version,
         allowlist=allowlist,
+        api_server_host=_get(env, c.KUBERNETES_SERVICE_HOST),
         tenant=_get(env, c.BYOLLM_TENANT) or "",
         upstream_timeout_s=_positive_float(
             env, c.BYOLLM_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT_S
@@ -239,4 +255,17 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         long_context_tokens=_positive_int(
             env, c.BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS, DEFAULT_LONG_CONTEXT_TOKENS
         ),
+        max_buffered_response_bytes=_positive_int(
+            env, c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES, c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+        ),
+        client_header_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_HEADER_TIMEOUT, c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+        ),
+        client_body_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_BODY_TIMEOUT, c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+        ),
+        client_write_timeout_s=_positive_float(
+            env, c.BYOLLM_CLIENT_WRITE_TIMEOUT, c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
+        ),
+        max_connections=_positive_int(env, c.BYOLLM_MAX_CONNECTIONS, c.DEFAULT_MAX_CONNECTIONS),
     )

@@ -6,10 +6,11 @@ the router reads exactly these. Both import the names from here so they cannot d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class Mode(StrEnum):
@@ -28,7 +29,7 @@ class ProviderType(StrEnum):
 
 
 class Category(StrEnum):
-    """The auto-router's six categories (seed 000). Values are the routing-table keys."""
+    """The auto-router's six categories. Values are the routing-table keys."""
 
     FAST = "fast"
     BALANCED = "balanced"
@@ -58,9 +59,15 @@ LLM_MODEL: Final = "LLM_MODEL"
 LLM_ROUTING: Final = "LLM_ROUTING"
 LLM_AZURE_API_VERSION: Final = "LLM_AZURE_API_VERSION"
 BYOLLM_MANAGED_URL: Final = "BYOLLM_MANAGED_URL"
+# Managed mode only: the platform's default model for requests without a model (and for
+# model "auto" when the platform has no category table).
+BYOLLM_MANAGED_MODEL: Final = "BYOLLM_MANAGED_MODEL"
 BYOLLM_ROUTER_TOKEN: Final = "BYOLLM_ROUTER_TOKEN"
 BYOLLM_UPSTREAM_ALLOWLIST: Final = "BYOLLM_UPSTREAM_ALLOWLIST"
 BYOLLM_TENANT: Final = "BYOLLM_TENANT"
+# Set by the kubelet in every pod (not by the operator): the API server's Service address,
+# which the SSRF guard refuses whatever the allowlist says.
+KUBERNETES_SERVICE_HOST: Final = "KUBERNETES_SERVICE_HOST"
 # Managed mode only, optional: a LiteLLM (virtual) key the router sends to the shared
 # LiteLLM as a bearer token, so the platform can attribute managed spend per tenant.
 BYOLLM_MANAGED_API_KEY: Final = "BYOLLM_MANAGED_API_KEY"
@@ -73,10 +80,19 @@ BYOLLM_AUTOROUTE_TIMEOUT: Final = "BYOLLM_AUTOROUTE_TIMEOUT"  # classifier call 
 # Input above this many estimated tokens goes to the longContext model without a classifier call.
 BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS: Final = "BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS"
 
-# "The four BYO secret keys" of seed 000: reverting to Managed removes them (absent, not empty).
+# "The four BYO secret keys": reverting to Managed removes them (absent, not empty).
 BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)
 
 ROUTER_PORT: Final = 8080
+
+# The operator reads a tenant's key only from a Secret carrying this label with value
+# "true": naming a Secret in an LLMConfig is not enough to have it sent to a provider.
+LLM_KEY_LABEL: Final = "byollm.io/llm-key"
+
+# --- provider wire constants both sides need ---------------------------------------------
+DEFAULT_AZURE_API_VERSION: Final = "2024-10-21"  # GA api-version used when none is given
+AZURE_API_VERSION_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}(-preview)?$"
+ANTHROPIC_VERSION: Final = "2023-06-01"  # the anthropic-version header of the Messages API
 
 
 # --- LLM_ROUTING ----------------------------------------------------------------------
@@ -95,3 +111,91 @@ class RoutingTable(BaseModel):
         description='When true, a request without "model" is auto-routed like model "auto".',
     )
     models: dict[Category, str] = Field(default_factory=dict)
+
+
+class RouterEnv(BaseModel):
+    """The ``<name>-llm`` Secret's content as a model: the operator builds one per spec and
+    writes :meth:`to_env`; :meth:`from_env` reads such a mapping back (the router's
+    ``load_config`` then validates and resolves it). BYO fields are None in Managed mode,
+    and None means the variable is absent, never empty: that is how the four BYO keys are
+    wiped on a revert to Managed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Mode
+    provider: ProviderType | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    azure_api_version: str | None = None
+    routing: RoutingTable | None = None
+    managed_url: str | None = None
+    managed_model: str | None = None
+    upstream_allowlist: str | None = None
+
+    def to_env(self) -> dict[str, str]:
+        env = {LLM_MODE: self.mode.value}
+        values: dict[str, str | None] = {
+            LLM_PROVIDER: self.provider.value if self.provider else None,
+            LLM_BASE_URL: self.base_url,
+            LLM_API_KEY: self.api_key.get_secret_value() if self.api_key else None,
+            LLM_MODEL: self.model,
+            LLM_AZURE_API_VERSION: self.azure_api_version,
+            LLM_ROUTING: self.routing.model_dump_json() if self.routing else None,
+            BYOLLM_MANAGED_URL: self.managed_url,
+            BYOLLM_MANAGED_MODEL: self.managed_model,
+            BYOLLM_UPSTREAM_ALLOWLIST: self.upstream_allowlist,
+        }
+        env.update({k: v for k, v in values.items() if v is not None})
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RouterEnv:
+        """Inverse of :meth:`to_env` (raises pydantic's ValidationError on bad values)."""
+        routing = env.get(LLM_ROUTING)
+        return cls(
+            mode=Mode(env[LLM_MODE]),
+            provider=ProviderType(env[LLM_PROVIDER]) if env.get(LLM_PROVIDER) else None,
+            base_url=env.get(LLM_BASE_URL),
+            api_key=SecretStr(env[LLM_API_KEY]) if env.get(LLM_API_KEY) else None,
+            model=env.get(LLM_MODEL),
+            azure_api_version=env.get(LLM_AZURE_API_VERSION),
+            routing=RoutingTable.model_validate_json(routing) if routing else None,
+            managed_url=env.get(BYOLLM_MANAGED_URL),
+            managed_model=env.get(BYOLLM_MANAGED_MODEL),
+            upstream_allowlist=env.get(BYOLLM_UPSTREAM_ALLOWLIST),
+        )
+
+
+# --- router bounds against slow or oversized peers (optional; defaults below) ------------
+# The most of one upstream answer the router holds in memory to translate it (a whole
+# non-streamed answer, or one SSE event of a stream; Anthropic's wire format). Answers that
+# need no translation are streamed through and never held whole. Beyond it: an
+# OpenAI-shaped 502 ``upstream_response_too_large`` (an error event once a stream started).
+BYOLLM_MAX_BUFFERED_RESPONSE_BYTES: Final = "BYOLLM_MAX_BUFFERED_RESPONSE_BYTES"
+DEFAULT_MAX_BUFFERED_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+# Seconds a client has to send a whole request head (from connect, or from the first byte
+# of the next request on a kept-alive connection); then 408 and the connection is closed.
+BYOLLM_CLIENT_HEADER_TIMEOUT: Final = "BYOLLM_CLIENT_HEADER_TIMEOUT"
+DEFAULT_CLIENT_HEADER_TIMEOUT_S: Final = 10.0
+# Seconds a client has to send a whole request body once its head arrived; then 408.
+BYOLLM_CLIENT_BODY_TIMEOUT: Final = "BYOLLM_CLIENT_BODY_TIMEOUT"
+DEFAULT_CLIENT_BODY_TIMEOUT_S: Final = 60.0
+# Open client connections per router process; a connection beyond it is answered 503
+# (OpenAI-shaped, ``router_overloaded``) and closed.
+BYOLLM_MAX_CONNECTIONS: Final = "BYOLLM_MAX_CONNECTIONS"
+DEFAULT_MAX_CONNECTIONS: Final = 1000
+
+# An Azure OpenAI deployment name (the request's ``model`` in Azure mode), by Azure's naming
+# rules for Microsoft.CognitiveServices/accounts/deployments: 2-64 characters, letters,
+# digits, ``.``, ``_`` and ``-``, starting with a letter or digit. It becomes one path
+# segment of the upstream URL, so ``.``/``..`` (dot segments) and ``/`` can never pass.
+AZURE_DEPLOYMENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
+
+# Seconds the router waits for a client that has stopped reading its answer (every buffer
+# between them full); then the answer is abandoned, the connection closed and the upstream
+# request cancelled. A client reading normally, however slowly the model writes, never
+# meets it.
+BYOLLM_CLIENT_WRITE_TIMEOUT: Final = "BYOLLM_CLIENT_WRITE_TIMEOUT"
+DEFAULT_CLIENT_WRITE_TIMEOUT_S: Final = 60.0

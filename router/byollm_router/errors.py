@@ -1,6 +1,6 @@
 """Errors the router itself produces, shaped like OpenAI's so every SDK parses them.
 
-Provider errors are never re-shaped: they pass through verbatim (seed 000). Only failures
+Provider errors are never re-shaped: they pass through verbatim. Only failures
 that happen *at* the router (auth, size, bad JSON, upstream unreachable/timeout/blocked)
 use these bodies. Messages are fixed strings: never a prompt fragment, a key or a URL query.
 """
@@ -14,7 +14,14 @@ class RouterError(Exception):
     """An error answered by the router with an OpenAI-shaped body."""
 
     def __init__(
-        self, status: int, message: str, type_: str, code: str, param: str | None = None
+        self,
+        status: int,
+        message: str,
+        type_: str,
+        code: str,
+        param: str | None = None,
+        *,
+        close: bool = False,
     ) -> None:
         super().__init__(code)
         self.status = status
@@ -22,6 +29,7 @@ class RouterError(Exception):
         self.type = type_
         self.code = code
         self.param = param
+        self.close = close  # answer with "Connection: close"
 
     def body(self) -> bytes:
         return error_body(self.message, self.type, self.code, self.param)
@@ -144,4 +152,34 @@ def upstream_blocked() -> RouterError:
         "(private, loopback or metadata address not on the allowlist).",
         "upstream_error",
         "upstream_blocked",
+    )
+
+
+def upstream_too_large(limit: int) -> RouterError:
+    """An answer the router must hold to translate is larger than it may hold."""
+    return RouterError(
+        502,
+        f"The LLM provider's response exceeds the router's limit of {limit} bytes "
+        "for a response it must translate.",
+        "upstream_error",
+        "upstream_response_too_large",
+    )
+
+
+def request_timeout() -> RouterError:
+    return RouterError(
+        408,
+        "The request was not received in time.",
+        "invalid_request_error",
+        "request_timeout",
+        close=True,  # the rest of a slow body is not waited for
+    )
+
+
+def too_many_connections() -> RouterError:
+    return RouterError(
+        503,
+        "The router has too many open connections; retry shortly.",
+        "server_error",
+        "router_overloaded",
     )

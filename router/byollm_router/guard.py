@@ -35,6 +35,7 @@ from typing import Any, Final
 import httpcore
 import httpx
 
+from byollm_router import forbidden
 from byollm_router.pool import pool_class
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -63,60 +64,21 @@ def _nets(*cidrs: str) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(c) for c in cidrs)
 
 
-# Refused even when the operator's allowlist covers them: no in-cluster model lives there.
-_METADATA: Final = _nets(
-    "169.254.169.254/32",  # AWS, GCP, Azure, OCI, DigitalOcean, OpenStack
-    "169.254.170.2/32",  # AWS ECS task metadata
-    "169.254.169.253/32",  # AWS VPC DNS
-    "169.254.169.123/32",  # AWS time sync
-    "100.100.100.200/32",  # Alibaba Cloud
-    "192.0.0.192/32",  # Oracle Cloud (classic)
-    "fd00:ec2::254/128",  # AWS IMDS over IPv6
-    "fd00:ec2::253/128",  # AWS VPC DNS over IPv6
-    "fd00:ec2::123/128",  # AWS time sync over IPv6
-)
+def _table(blocks: tuple[forbidden.Block, ...]) -> tuple[tuple[IPNetwork, str], ...]:
+    return tuple((ipaddress.ip_network(b.cidr), b.reason) for b in blocks)
 
-# (networks, reason), first match wins. IPv4 per the IANA special-purpose registry.
-_V4_TABLE: Final[tuple[tuple[tuple[IPNetwork, ...], str], ...]] = (
-    (_nets("255.255.255.255/32"), "broadcast"),
-    (_nets("0.0.0.0/8"), "unspecified"),  # Linux connects 0.0.0.0 to localhost
-    (_nets("127.0.0.0/8"), "loopback"),
-    (_nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"), "private"),
-    (_nets("100.64.0.0/10"), "cgnat"),
-    (_nets("169.254.0.0/16"), "link-local"),
-    (_nets("224.0.0.0/4"), "multicast"),
-    (
-        _nets(
-            "192.0.0.0/24",  # IETF protocol assignments
-            "192.0.2.0/24",  # TEST-NET-1
-            "198.51.100.0/24",  # TEST-NET-2
-            "203.0.113.0/24",  # TEST-NET-3
-            "192.88.99.0/24",  # 6to4 relay anycast
-            "198.18.0.0/15",  # benchmarking; often used for internal fake-IP DNS
-            "240.0.0.0/4",  # reserved
-        ),
-        "reserved",
-    ),
-)
 
-_V6_MAPPED: Final = ipaddress.ip_network("::ffff:0:0/96")
-_V6_COMPAT: Final = ipaddress.ip_network("::/96")
-_V6_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
-_V6_6TO4: Final = ipaddress.ip_network("2002::/16")
-_V6_GLOBAL: Final = ipaddress.ip_network("2000::/3")
-_V6_TABLE: Final[tuple[tuple[tuple[IPNetwork, ...], str], ...]] = (
-    (_nets("::/128"), "unspecified"),
-    (_nets("::1/128"), "loopback"),
-    (_nets("ff00::/8"), "multicast"),
-    (_nets("fe80::/10"), "link-local"),
-    (_nets("fec0::/10"), "site-local"),
-    (_nets("fc00::/7"), "unique-local"),
-    (_nets("64:ff9b:1::/48"), "private"),  # local-use NAT64
-    (_nets("2001::/32"), "teredo"),
-    (_nets("2001:db8::/32", "3fff::/20", "100::/64", "2001:2::/48"), "reserved"),
-)
+# (network, reason), first match wins; the ranges and reasons live in byollm_router.forbidden.
+_METADATA: Final = _table(forbidden.METADATA)
+_V4_TABLE: Final = _table(forbidden.IPV4)
+_V6_TABLE: Final = _table(forbidden.IPV6)
+_V6_MAPPED: Final = ipaddress.ip_network(forbidden.IPV4_MAPPED)
+_V6_COMPAT: Final = ipaddress.ip_network(forbidden.IPV4_COMPATIBLE)
+_V6_NAT64: Final = ipaddress.ip_network(forbidden.NAT64)
+_V6_6TO4: Final = ipaddress.ip_network(forbidden.SIX_TO_FOUR)
+_V6_GLOBAL: Final = ipaddress.ip_network(forbidden.GLOBAL_UNICAST_V6)
 
-ALWAYS_BLOCKED: Final = frozenset({"metadata", "unspecified", "multicast", "broadcast"})
+ALWAYS_BLOCKED: Final = frozenset(b.reason for b in forbidden.all_blocks() if b.always)
 """Reasons the allowlist cannot override."""
 
 
@@ -129,15 +91,13 @@ def _strip_scope(ip: IPAddress) -> IPAddress:
 def _classify(ip: IPAddress) -> str | None:
     """Why ``ip`` is not a public unicast address, or None if it is one."""
     ip = _strip_scope(ip)
-    if any(ip in n for n in _METADATA if n.version == ip.version):
-        return "metadata"
+    for net, reason in _METADATA:
+        if ip.version == net.version and ip in net:
+            return reason
     if isinstance(ip, ipaddress.IPv4Address):
-        for nets, reason in _V4_TABLE:
-            if any(ip in n for n in nets):
-                return reason
-        return None
-    for nets, reason in _V6_TABLE:
-        if any(ip in n for n in nets):
+        return next((reason for net, reason in _V4_TABLE if ip in net), None)
+    for net, reason in _V6_TABLE:
+        if ip in net:
             return reason
     if ip in _V6_MAPPED:
         inner = _classify(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
@@ -162,6 +122,8 @@ def _classify(ip: IPAddress) -> str | None:
 
 def check_ip(ip: IPAddress, allow: Allowlist) -> str | None:
     """None if the router may connect to ``ip``, else the reason it may not."""
+    if allow.refuses_ip(ip):
+        return "cluster-internal"
     reason = _classify(ip)
     if reason is None:
         return None
@@ -262,10 +224,17 @@ class Allowlist:
     hosts: frozenset[str] = frozenset()
     suffixes: tuple[str, ...] = ()
     networks: tuple[IPNetwork, ...] = field(default=())
+    never: tuple[IPNetwork, ...] = field(default=())
+    """The cluster's API server addresses: refused whatever the entries above say."""
 
     @classmethod
-    def parse(cls, text: str | None) -> Allowlist:
-        """Parse the env string; a malformed entry raises ValueError naming it."""
+    def parse(cls, text: str | None, api_server: str | None = None) -> Allowlist:
+        """Parse the env string; a malformed entry raises ValueError naming it.
+
+        ``api_server`` is the API server's Service address (``KUBERNETES_SERVICE_HOST``,
+        which the kubelet sets in every pod): never a model, whatever the allowlist says.
+        """
+        never = parse_host_literal(api_server) if api_server else None
         hosts: set[str] = set()
         suffixes: list[str] = []
         networks: list[IPNetwork] = []
@@ -289,7 +258,8 @@ class Allowlist:
                 suffixes.append(name[1:])
             else:
                 hosts.add(name)
-        return cls(frozenset(hosts), tuple(suffixes), tuple(networks))
+        refused = (ipaddress.ip_network(_strip_scope(never)),) if never is not None else ()
+        return cls(frozenset(hosts), tuple(suffixes), tuple(networks), refused)
 
     def admits_host(self, host: str) -> bool:
         h = _normalise_host(host)
@@ -298,6 +268,10 @@ class Allowlist:
     def admits_ip(self, ip: IPAddress) -> bool:
         ip = _strip_scope(ip)
         return any(ip.version == n.version and ip in n for n in self.networks)
+
+    def refuses_ip(self, ip: IPAddress) -> bool:
+        ip = _strip_scope(ip)
+        return any(ip.version == n.version and ip in n for n in self.never)
 
     def admits(self, host: str) -> bool:
         """True if ``host`` (name or literal) is covered by the allowlist."""
@@ -313,35 +287,9 @@ EMPTY_ALLOWLIST: Final = Allowlist()
 
 # --- static URL check -----------------------------------------------------------------
 
-METADATA_HOSTNAMES: Final = frozenset(
-    {
-        "metadata",
-        "metadata.google.internal",
-        "metadata.goog",
-        "instance-data",
-        "instance-data.ec2.internal",
-        "metadata.tencentyun.com",
-        "metadata.platformequinix.com",
-    }
-)
-LOOPBACK_HOSTNAMES: Final = frozenset(
-    {
-        "localhost",
-        "localhost.localdomain",
-        "localhost6",
-        "localhost6.localdomain6",
-        "ip6-localhost",
-        "ip6-loopback",
-    }
-)
-CLUSTER_HOSTNAMES: Final = frozenset(
-    {
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-    }
-)
+METADATA_HOSTNAMES: Final = forbidden.METADATA_HOSTNAMES
+LOOPBACK_HOSTNAMES: Final = forbidden.LOOPBACK_HOSTNAMES
+CLUSTER_HOSTNAMES: Final = forbidden.CLUSTER_HOSTNAMES
 _FORBIDDEN_URL_CHARS: Final = re.compile(r"[\x00-\x20\x7f\\]")
 
 
@@ -357,14 +305,17 @@ def _host_reason(host: str, allow: Allowlist) -> str | None:
     literal = parse_host_literal(h)
     if literal is not None:
         return check_ip(literal, allow)
+    if "" in h.split("."):
+        return "malformed hostname (empty label)"
+    # The API server under any cluster domain: no allowlist entry (*.svc.cluster.local) opens it.
+    if h in CLUSTER_HOSTNAMES or h.startswith(forbidden.CLUSTER_HOSTNAME_PREFIX):
+        return "cluster-internal"
     if allow.admits_host(h):
         return None
     if _looks_numeric(h):
         return "malformed numeric address"
     if h in LOOPBACK_HOSTNAMES or h.endswith(".localhost"):
         return "loopback"
-    if h in CLUSTER_HOSTNAMES:
-        return "cluster-internal"
     return None
 
 
@@ -574,10 +525,10 @@ def build_transport(
     simulated DNS and rebinding); ``network_backend`` is the backend that opens sockets
     to the approved addresses (default anyio; tests record where sockets go).
     """
-    for forbidden in ("proxy", "uds"):
-        if httpx_transport_kwargs.get(forbidden) is not None:
-            raise TypeError(f"{forbidden!r} would bypass the SSRF guard")
-        httpx_transport_kwargs.pop(forbidden, None)
+    for kwarg in ("proxy", "uds"):
+        if httpx_transport_kwargs.get(kwarg) is not None:
+            raise TypeError(f"{kwarg!r} would bypass the SSRF guard")
+        httpx_transport_kwargs.pop(kwarg, None)
     return GuardedTransport(
         allowlist, resolver=resolver, network_backend=network_backend, **httpx_transport_kwargs
     )

@@ -45,18 +45,15 @@ def main(argv: list[str] | None = None) -> None:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - uvloop is in the router extra
         loop = "asyncio"
-    try:
-        import httptools  # noqa: F401
+    from byollm_router.server import protocol_class
 
-        http = "httptools"
-    except ImportError:  # pragma: no cover - httptools is in the router extra
-        http = "h11"
     uvicorn.run(
         create_app(cfg),
         host=args.host,
         port=args.port,
         loop=loop,
-        http=http,
+        # httptools, with a request-head timeout and a connection cap (server.py)
+        http=protocol_class(cfg.client_header_timeout_s, cfg.max_connections),
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpcore
-from httpcore._utils import is_socket_readable
 
 _READ_LIMIT = 1 << 20
+
+
+def is_socket_readable(sock: socket.socket) -> bool:
+    """True when a read would not block: data waiting, or the peer closed (EOF pending).
+
+    An idle keep-alive connection that is readable was closed or broken by the server,
+    so it must not be handed a request.
+    """
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(0))
 
 
 @contextlib.contextmanager

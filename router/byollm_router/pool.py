@@ -14,7 +14,8 @@ calls per request and ~15 % of the router's CPU there; at 128 connections the po
 * between sweeps checks ``has_expired()`` only on the connection it is about to reuse,
   so a connection the server closed is still never handed a request.
 
-Used only with the httpcore series it was written against.
+Used only with the httpcore release it mirrors (``MIRRORED``, pinned in router/pyproject.toml);
+with any other release the router uses httpcore's own pool.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any
 
 import httpcore
 
-COMPATIBLE = httpcore.__version__.startswith("1.0.")
+MIRRORED = "1.0.9"
+COMPATIBLE = httpcore.__version__ == MIRRORED
 
 
 class LinearPool(httpcore.AsyncConnectionPool):

@@ -20,8 +20,8 @@ from typing import IO, Any
 
 import psutil
 
-from byollm_operator.controlplane import free_port as free_port  # re-exported for the scripts
-from byollm_operator.controlplane import stop_process
+from byollm_dev.controlplane import free_port as free_port  # re-exported for the scripts
+from byollm_dev.controlplane import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "build" / "bench"  # build/ is gitignored

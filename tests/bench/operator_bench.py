@@ -3,7 +3,7 @@
     python tests/bench/operator_bench.py [--short] [--sizes 100,1000] [--out FILE]
 
 For each size N, on a fresh local control plane (etcd, kube-apiserver, controller-manager,
-scheduler, kwok; ``byollm_operator.controlplane``) with the operator running as in
+scheduler, kwok; ``byollm_dev.controlplane``) with the operator running as in
 production (its own non-admin user and RBAC, leader election on, credentials probe off so
 no provider traffic is involved):
 
@@ -43,8 +43,12 @@ import yaml
 from benchlib import RESULTS_DIR, ROOT, PeakRss, Service, machine_load, percentile, poll, write_json
 from kubernetes import config as kconfig
 
-from byollm_operator import api, builders, controlplane, rbac
-from byollm_operator.kube import Kube, path
+from byollm import api
+from byollm.kube import Kube, path
+from byollm_dev import controlplane, generate, rbac
+from byollm_operator import builders
+from byollm_operator.builders import FIELD_MANAGER
+from byollm_router import contract
 
 OPERATOR_NS = "byollm-system"
 PER_NAMESPACE = 100
@@ -199,7 +203,7 @@ class Audit:
 
 
 def _install(kube: Kube) -> None:
-    manifest = yaml.safe_load((ROOT / api.CRD_PATHS[0]).read_text())
+    manifest = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
     subject = {"kind": "User", "name": OPERATOR_USER, "apiGroup": "rbac.authorization.k8s.io"}
     docs = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
@@ -235,7 +239,11 @@ def _create_tenant(kube: Kube, i: int) -> tuple[tuple[str, str], float]:
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": f"{name}-key", "namespace": ns},
+            "metadata": {
+                "name": f"{name}-key",
+                "namespace": ns,
+                "labels": {contract.LLM_KEY_LABEL: "true"},
+            },
             "data": {"apiKey": base64.b64encode(key.encode()).decode()},
         }
     )
@@ -305,7 +313,7 @@ def run_size(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
     try:
         api_client = kconfig.new_client_from_config(config_file=str(cp.kubeconfig))
         api_client.configuration.connection_pool_maxsize = 16
-        kube = Kube(api_client)
+        kube = Kube(api_client, FIELD_MANAGER)
         _install(kube)
         for k in range(0, n, PER_NAMESPACE):
             ns = _tenant(k)[0]

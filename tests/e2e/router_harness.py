@@ -15,7 +15,7 @@ from pathlib import Path
 
 from stubs.harness import ROUTER_BIN, STUB_SCRIPT, RouterProcess, StubServer
 
-from byollm_operator.controlplane import free_port
+from byollm_dev.controlplane import free_port
 
 # Re-exported for the e2e tests, which import everything router-related from here.
 __all__ = [

@@ -403,3 +403,55 @@ def test_managed_missing_category_model_uses_balanced(
     assert raw.headers["x-byollm-model"] == "stub-balanced"
     assert models(shared) == ["stub-classify-reasoning", "stub-balanced"]
     assert upstream(tenant) == []
+
+
+# --- Managed: requests without a model, or "auto", get the platform's model --------------
+
+
+def test_managed_model_less_and_auto_use_the_platforms_default(
+    stubs: tuple[StubServer, StubServer],
+    start_router: Callable[[dict[str, str]], RouterProcess],
+) -> None:
+    """An agent that omits ``model`` or says ``auto`` keeps working when its tenant is
+    switched to Managed: the platform's default model (BYOLLM_MANAGED_MODEL) is sent to the
+    shared LiteLLM, which refuses a request without a model."""
+    tenant, shared = stubs
+    router = start_router(router_env("managed", shared, BYOLLM_MANAGED_MODEL="platform-default"))
+    resp = chat_without_model(router, user("hello"))
+    assert resp.json()["model"] == "platform-default"
+    raw = chat(router, user("hello"))  # model "auto" through the official SDK
+    assert raw.status_code == 200
+    assert raw.parse().model == "platform-default"
+    assert raw.headers["x-byollm-model"] == "platform-default"
+    assert models(shared) == ["platform-default", "platform-default", "platform-default"]
+    assert upstream(tenant) == []
+    # A named model is passed through untouched.
+    shared.clear()
+    assert chat(router, user("hi"), model="gpt-4o").parse().model == "gpt-4o"
+    assert models(shared) == ["gpt-4o"]
+
+
+def test_managed_auto_uses_the_platforms_category_table(
+    stubs: tuple[StubServer, StubServer],
+    start_router: Callable[[dict[str, str]], RouterProcess],
+) -> None:
+    tenant, shared = stubs
+    table = {"fast": "stub-classify-code", "code": "platform-code"}
+    router = start_router(
+        router_env(
+            "managed",
+            shared,
+            BYOLLM_MANAGED_MODEL="platform-default",
+            LLM_ROUTING=json.dumps({"auto": False, "models": table}),
+        )
+    )
+    raw = chat(router, user("write a SQL query"))
+    assert raw.headers["x-byollm-category"] == "code"
+    assert raw.parse().model == "platform-code"
+    # Without a model (and auto off) the platform's default, no classifier call.
+    shared.clear()
+    assert chat_without_model(router, user("write a SQL query")).json()["model"] == (
+        "platform-default"
+    )
+    assert models(shared) == ["platform-default"]
+    assert upstream(tenant) == []

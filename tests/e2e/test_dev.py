@@ -25,8 +25,8 @@ import psutil
 import pytest
 from kubernetes import client, config
 
-from byollm_operator.client import LLMConfigClient
-from byollm_operator.controlplane import free_port
+from byollm.client import Client
+from byollm_dev.controlplane import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
@@ -106,8 +106,8 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     assert psutil.Process(first["pid"]).environ() == _operator_env(api, ns, name)
 
     # 2. Switch provider and model: the operator rolls the Deployment, the runner the process.
-    sdk = LLMConfigClient(api, ns)
-    sdk.set(name, provider="groq", base_url=dev["upstream"], default_model="stub-model-2")
+    sdk = Client(ns, api_client=api)
+    sdk.update(name, provider="groq", default_model="stub-model-2")  # base URL kept
     deadline = time.monotonic() + 90
     while (now := _routers(dev))["pid"] == first["pid"] or now["configHash"] == first["configHash"]:
         assert time.monotonic() < deadline, f"router not restarted: {now}"
@@ -157,8 +157,12 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
 
     # 4. Ctrl-C stops everything and exits 0.
     proc: subprocess.Popen[bytes] = dev["proc"]
+    started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 0, dev["log"].read_text()[-3000:]
+    stop_seconds = time.monotonic() - started
+    print(f"byollm dev stopped in {stop_seconds:.1f}s")
+    assert stop_seconds <= 3.5
     pid = managed["pid"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert "stopped" in dev["log"].read_text()

@@ -1,4 +1,5 @@
-"""The failure matrix of seeds 000/003, one test per row, over real sockets.
+"""The failure matrix (provider errors verbatim, 503/504, no fallback), one test per row,
+over real sockets.
 
 Provider answers (any status) reach the client verbatim: same status, same body bytes,
 Retry-After included. Failures without an answer become OpenAI-shaped router errors:

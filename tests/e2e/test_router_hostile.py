@@ -5,7 +5,8 @@ by the shared ``start_router`` harness of ``conftest.py``) run against a *hostil
 upstream*: a raw asyncio HTTP server on 127.0.0.1 that answers whatever bytes a test
 scripts (broken SSE, junk, truncated chunked framing, resets). Hypothesis then throws
 malformed JSON, wrong types, huge bodies and header injection from the client side and
-broken streams from the upstream side.
+broken streams from the upstream side; Anthropic answers and event streams are drawn over
+their whole schema too (``stubs.wire_strategies``).
 
 Invariants checked on every example:
 * the router answers (no hang, no dropped connection on a well-formed request);
@@ -35,6 +36,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from router_harness import RouterProcess
+from stubs import wire_strategies as ws
+from stubs.figures import print_figure
 
 TOKEN = "router-token-HOSTILE-0123456789"
 UPSTREAM_KEY = "sk-upstream-HOSTILE-key-0123456789"
@@ -247,13 +250,7 @@ def hostile(
             f"hostile router inputs generated: {total} ({detail}); router statuses "
             f"{statuses} (upstream pass-through not counted)"
         )
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is not None and capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line("\n" + line)
-        else:  # pragma: no cover
-            print(line)
+        print_figure(request.config, line)
 
 
 @pytest.fixture(scope="module")
@@ -783,7 +780,7 @@ anthropic_event = st.builds(
 
 @SETTINGS
 @given(
-    pieces=st.lists(st.one_of(anthropic_event, sse_piece), max_size=10),
+    pieces=st.lists(st.one_of(anthropic_event, sse_piece, ws.anthropic_events), max_size=10),
     end=st.sampled_from(["finish", "close", "reset"]),
     gzip_lie=st.booleans(),
 )
@@ -819,6 +816,7 @@ def test_broken_sse_translated(
 @SETTINGS
 @given(
     payload=st.one_of(
+        ws.anthropic_message.map(lambda m: json.dumps(m).encode()),
         st.binary(max_size=200),
         json_value.map(lambda v: json.dumps(v).encode()),
         st.fixed_dictionaries(
@@ -965,3 +963,67 @@ def test_upstream_redirect_not_followed(
 def test_router_alive_after_everything(hostile: Routers) -> None:
     for router in hostile.values():
         assert_healthy(router)
+
+
+HOP_HEADERS = [
+    b"connection: x-upstream-hop, keep-alive",
+    b"x-upstream-hop: secret-of-the-connection",
+    b"keep-alive: timeout=5",
+    b"proxy-authenticate: Basic realm=upstream",
+    b"set-cookie: session=upstream",
+    b"set-cookie2: legacy=upstream",
+    b"trailer: x-checksum",
+    b"upgrade: h2c",
+    b"x-end-to-end: kept",
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+def test_hop_by_hop_response_headers_stop_at_the_router(
+    hostile: Routers, upstream: Upstream, http: httpx.Client, route: str, stream: bool
+) -> None:
+    """RFC 9110 §7.6.1: the upstream connection's fields (the fixed list and any field its
+    Connection header names) and its cookies (Set-Cookie, Set-Cookie2) never reach the
+    client; end-to-end fields do (passthrough)."""
+    sid = _new_id()
+    path = b"/v1/messages" if route == "anthropic" else b"/v1/chat/completions"
+    base = default_script(path, {"stream": stream})
+    upstream.scripts[sid] = Script(
+        base.chunks, content_type=base.content_type, extra_headers=HOP_HEADERS
+    )
+    body = {"model": sid, "messages": [{"role": "user", "content": "x"}], "stream": stream}
+    with http.stream("POST", hostile[route].url + "/v1/chat/completions", json=body) as r:
+        r.read()
+    del upstream.scripts[sid]
+    record("hop-by-hop", r.status_code)
+    assert r.status_code == 200
+    names = {name.lower() for name in r.headers}
+    for dropped in ("x-upstream-hop", "keep-alive", "proxy-authenticate", "set-cookie",
+                    "set-cookie2", "trailer", "upgrade"):  # fmt: skip
+        assert dropped not in names, dropped
+    assert "x-upstream-hop" not in r.headers.get("connection", "")
+    if route == "openai":
+        assert r.headers["x-end-to-end"] == "kept"
+
+
+@pytest.mark.parametrize("route", ["openai", "anthropic"])
+def test_headers_the_client_made_hop_by_hop_are_not_forwarded(
+    hostile: Routers, upstream: Upstream, route: str
+) -> None:
+    """A forwardable field (X-Title, X-Request-Id) named in the client's Connection header
+    belongs to that connection only: the router does not send it upstream."""
+    upstream.seen_headers.clear()
+    lines = [b"POST /v1/chat/completions HTTP/1.1", b"Host: router"]
+    lines += [b"Authorization: Bearer " + TOKEN.encode()]
+    lines += [b"Connection: close, X-Title", b"Connection: x-request-id"]
+    lines += [b"X-Title: hop", b"X-Request-Id: hop", b"HTTP-Referer: https://kept.example"]
+    lines += [b"Content-Length: %d" % len(VALID_BODY)]
+    raw = raw_exchange(hostile[route].port, b"\r\n".join(lines) + b"\r\n\r\n" + VALID_BODY)
+    status, _, _ = parse_response(raw)
+    record("hop-by-hop", status)
+    assert status == 200
+    seen = dict(upstream.seen_headers[-1])
+    assert b"x-title" not in seen
+    assert b"x-request-id" not in seen
+    assert seen[b"http-referer"] == b"https://kept.example"

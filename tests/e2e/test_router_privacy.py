@@ -1,6 +1,6 @@
 """A canary prompt and a canary key go through the router; neither may surface anywhere
 the platform can see: any router log line, the /metrics output, or an error body the router
-itself produces (seed 000: "ownify never sees prompts or completions")."""
+itself produces (the platform never sees prompts or completions)."""
 
 from __future__ import annotations
 

@@ -32,6 +32,11 @@ CASES: list[tuple[str, dict[str, str | None], str]] = [
     ("timeout", {"BYOLLM_UPSTREAM_TIMEOUT": "-1"}, "BYOLLM_UPSTREAM_TIMEOUT"),
     ("max-bytes", {"BYOLLM_MAX_REQUEST_BYTES": "lots"}, "BYOLLM_MAX_REQUEST_BYTES"),
     ("allowlist", {"BYOLLM_UPSTREAM_ALLOWLIST": "not a host!"}, "BYOLLM_UPSTREAM_ALLOWLIST"),
+    ("buffered", {"BYOLLM_MAX_BUFFERED_RESPONSE_BYTES": "0"}, "BYOLLM_MAX_BUFFERED_RESPONSE_BYTES"),
+    ("head-timeout", {"BYOLLM_CLIENT_HEADER_TIMEOUT": "inf"}, "BYOLLM_CLIENT_HEADER_TIMEOUT"),
+    ("body-timeout", {"BYOLLM_CLIENT_BODY_TIMEOUT": "-5"}, "BYOLLM_CLIENT_BODY_TIMEOUT"),
+    ("connections", {"BYOLLM_MAX_CONNECTIONS": "many"}, "BYOLLM_MAX_CONNECTIONS"),
+    ("azure-dot-model", {"LLM_PROVIDER": "azure", "LLM_MODEL": ".."}, "LLM_MODEL"),
     ("managed-no-url", {"LLM_MODE": "Managed"}, "BYOLLM_MANAGED_URL"),
 ]
 

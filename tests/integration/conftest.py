@@ -1,7 +1,7 @@
 """Operator fixtures on the real control plane (tests/conftest.py).
 
 * ``crd``: the generated CRD applied once, plus the operator's RBAC from
-  ``byollm_operator.rbac`` bound to the (non-admin) user ``byollm-operator``.
+  ``byollm_dev.rbac`` bound to the (non-admin) user ``byollm-operator``.
 * ``operator``: ``byollm-operator`` as a subprocess with that user's kubeconfig and short
   timers, logging to ``<control plane log dir>/operator-N.log``; restartable by tests.
 * ``stub_provider``: the OpenAI-compatible stub on 127.0.0.1 for CredentialsValid.
@@ -21,16 +21,18 @@ import pytest
 import yaml
 from operator_helpers import OPERATOR_NS, OperatorProcess, wait_for
 
-from byollm_operator import api, rbac
-from byollm_operator.controlplane import free_port, stop_process
-from byollm_operator.kube import Kube
+from byollm import api
+from byollm.kube import Kube
+from byollm_dev import generate, rbac
+from byollm_dev.controlplane import free_port, stop_process
+from byollm_operator.builders import FIELD_MANAGER
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def kube(k8s_api: Any) -> Kube:
-    return Kube(k8s_api)
+    return Kube(k8s_api, FIELD_MANAGER)
 
 
 def _apply_all(kube: Kube, docs: list[dict[str, Any]]) -> None:
@@ -41,7 +43,7 @@ def _apply_all(kube: Kube, docs: list[dict[str, Any]]) -> None:
 @pytest.fixture(scope="session")
 def crd(kube: Kube) -> dict[str, Any]:
     """Install the committed CRD (== generated) and the operator's RBAC, once."""
-    manifest = yaml.safe_load((ROOT / api.CRD_PATHS[0]).read_text())
+    manifest = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
         manifest,

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from byollm_operator import api
-from byollm_operator.kube import Kube, KubeError, path
+from byollm import api
+from byollm.kube import Kube, KubeError, path
+from byollm_router.contract import LLM_KEY_LABEL
 
 
 def wait_for(
@@ -64,7 +65,7 @@ def key_secret(kube: Kube, ns: str, name: str, key: str, data_key: str = "apiKey
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": ns},
+        "metadata": {"name": name, "namespace": ns, "labels": {LLM_KEY_LABEL: "true"}},
         "data": {data_key: base64.b64encode(key.encode()).decode()},
     }
     kube.request(

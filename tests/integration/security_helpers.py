@@ -21,7 +21,7 @@ from typing import Any
 
 from stubs.harness import RouterProcess, StubServer
 
-from byollm_operator.kube import Kube, path
+from byollm.kube import Kube, path
 
 ROOT = Path(__file__).resolve().parents[2]
 

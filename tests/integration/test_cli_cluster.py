@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from byollm_operator.kube import Kube
+from byollm.kube import Kube
 
 pytestmark = pytest.mark.cluster
 BYOLLM = str(Path(sys.executable).with_name("byollm"))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from byollm_operator.kube import Kube
+from byollm.kube import Kube
 
 pytestmark = pytest.mark.cluster
 
@@ -24,6 +24,8 @@ def test_one_example_per_provider_and_mode() -> None:
     types = {d["spec"]["provider"]["type"] for d in docs if "provider" in d["spec"]}
     assert types == {"openai", "azure", "anthropic", "openrouter", "groq", "ollama", "custom"}
     assert any(d["spec"]["mode"] == "Managed" for d in docs)
+    names = [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs]
+    assert len(set(names)) == len(names), "examples must be appliable together"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -20,7 +20,7 @@ import pytest
 from operator_helpers import child_paths, create_llmc, key_secret, llmc_path, wait_ready
 from test_operator_lifecycle import KEY, byo_spec
 
-from byollm_operator.kube import Kube
+from byollm.kube import Kube
 
 pytestmark = pytest.mark.cluster
 

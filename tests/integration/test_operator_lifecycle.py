@@ -28,7 +28,7 @@ from operator_helpers import (
     wait_rolled,
 )
 
-from byollm_operator.kube import Kube, path
+from byollm.kube import Kube, path
 from byollm_router import contract
 
 pytestmark = pytest.mark.cluster

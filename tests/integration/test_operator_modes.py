@@ -20,8 +20,8 @@ from operator_helpers import (
 )
 from test_operator_lifecycle import KEY, byo_spec
 
-from byollm_operator import sealing
-from byollm_operator.kube import Kube, path
+from byollm import sealing
+from byollm.kube import Kube, path
 from byollm_router import contract
 
 pytestmark = pytest.mark.cluster

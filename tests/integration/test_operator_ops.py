@@ -22,7 +22,7 @@ from operator_helpers import (
 )
 from test_operator_lifecycle import KEY, byo_spec
 
-from byollm_operator.kube import Kube
+from byollm.kube import Kube
 from byollm_router import contract
 
 pytestmark = pytest.mark.cluster
@@ -159,7 +159,7 @@ def test_credentials_valid_against_stub(
     spec = {
         "mode": "BYO",
         "provider": {
-            "type": "custom",
+            "type": "openai",  # its /models needs the key, so CredentialsValid can be True
             # Resolved to 127.0.0.1 by the test operator's BYOLLM_PROBE_RESOLVE; the SSRF
             # guard admits it through BYOLLM_UPSTREAM_ALLOWLIST (127.0.0.1, *.svc).
             "baseURL": f"http://stub.{ns}.svc:{port}/v1",

@@ -41,8 +41,8 @@ from operator_helpers import (
 )
 from pydantic import ValidationError
 
-from byollm_operator.api import LLMConfigSpec
-from byollm_operator.kube import Kube, KubeError
+from byollm.api import LLMConfigSpec
+from byollm.kube import Kube, KubeError
 
 MAX_EXAMPLES = 150
 FIELD = re.compile(r"(?<![\w.])spec(\.[\w\[\]]+)*(?!\w)")  # spec, spec.x.y[0] (not "specified")
@@ -209,7 +209,8 @@ valid_spec = st.builds(
         "mode": mode,
         "provider": {
             "type": ptype,
-            "defaultModel": mdl,
+            # Azure models are deployment names (no "/"): the CRD refuses anything else.
+            "defaultModel": mdl.replace("/", "-") if ptype == "azure" else mdl,
             "apiKey": key,
             **(
                 {"baseURL": url or "https://llm.example.com/v1"}
@@ -217,7 +218,10 @@ valid_spec = st.builds(
                 else {}
             ),
         },
-        "routing": {"auto": auto, "models": {"fast": "openai/gpt-oss-20b"}},
+        "routing": {
+            "auto": auto,
+            "models": {"fast": "gpt-oss-20b" if ptype == "azure" else "openai/gpt-oss-20b"},
+        },
         "router": {"replicas": reps},
         "access": {"podSelector": {"matchLabels": {"app": "agent"}}},
     },

@@ -46,8 +46,8 @@ from operator_helpers import (
 )
 from security_helpers import Corpus, Router, StubProvider, env_from_deployment, needles
 
-from byollm_operator import sealing
-from byollm_operator.kube import Kube, path
+from byollm import sealing
+from byollm.kube import Kube, path
 from byollm_router import contract
 
 pytestmark = pytest.mark.cluster
@@ -156,7 +156,7 @@ def test_canary_key_and_prompt_appear_nowhere(
         spec = {
             "mode": "BYO",
             "provider": {
-                "type": "custom",
+                "type": "openai",  # its /models needs the key: a 2xx proves it
                 "baseURL": base_url,
                 "defaultModel": "stub-model",
                 "apiKey": {"secretKeyRef": {"name": "tenant-key", "key": "apiKey"}},

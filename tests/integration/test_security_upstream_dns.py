@@ -32,8 +32,8 @@ from operator_helpers import (
 )
 from security_helpers import StubProvider
 
-from byollm_operator.api import ProviderSpec
-from byollm_operator.kube import Kube
+from byollm.api import ProviderSpec
+from byollm.kube import Kube
 from byollm_operator.reconcile import make_probe
 from byollm_operator.settings import Settings
 from byollm_router import guard
@@ -111,7 +111,7 @@ def test_condition_on_the_cluster(
             return {
                 "mode": "BYO",
                 "provider": {
-                    "type": "custom",
+                    "type": "openai",  # its /models needs the key: a 2xx proves it
                     "baseURL": url,
                     "defaultModel": "stub-model",
                     "apiKey": {"secretKeyRef": {"name": "k"}},

@@ -40,7 +40,8 @@ from operator_helpers import (
     wait_ready,
 )
 
-from byollm_operator import api, controlplane, rbac, realnode
+from byollm_dev import controlplane, realnode
+from byollm_operator import api, rbac
 from byollm_operator.kube import Kube
 
 _STATE: dict[str, Any] = {"unavailable": None, "node": None, "cp": None}

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import openai
 
-from byollm_operator.controlplane import free_port, stop_process
+from byollm_dev.controlplane import free_port, stop_process
 
 STUB_SCRIPT = Path(__file__).resolve().with_name("provider.py")
 ROUTER_BIN = Path(sys.executable).parent / "byollm-router"

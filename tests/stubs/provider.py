@@ -26,7 +26,11 @@ Failure injection is chosen by the request's model (the deployment for Azure):
 ``stub-404`` (model not found), ``stub-hang`` (never answers), ``stub-reset`` (connection
 reset before any answer), ``stub-reset-midstream`` and ``stub-hang-midstream`` (two chunks,
 then reset / silence), ``stub-reset-after-headers`` (SSE headers, then reset),
-``stub-slow`` (50 chunks 100 ms apart), ``stub-error-event`` (Anthropic: an ``error``
+``stub-slow`` (50 chunks 100 ms apart), ``stub-huge-N`` (a non-streamed answer whose
+content is N MiB, generated as it is written, never held; ``stub-huge-cut-N``: reset
+before its end), ``stub-boundless-N`` (a stream
+whose first content event carries N MiB without an event boundary, then ends),
+``stub-error-event`` (Anthropic: an ``error``
 event mid-stream), ``stub-classify-WORD`` (the completion is exactly WORD, to drive an
 auto-router classifier).
 
@@ -151,6 +155,7 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None
     behaviour: str | None = None  # "hang" | "reset"
+    content_type: str = "text/event-stream"  # of a streamed reply
 
 
 class StreamReset(Exception):
@@ -241,6 +246,61 @@ def _failure_status(model: str) -> int | None:
     return None
 
 
+def _mib(model: str, prefix: str) -> int | None:
+    """N MiB in bytes for a model named ``prefix`` + N."""
+    if model.startswith(prefix):
+        with contextlib.suppress(ValueError):
+            return int(model.removeprefix(prefix)) << 20
+    return None
+
+
+async def _padded(head: bytes, size: int, tail: bytes, cut: bool = False) -> AsyncIterator[bytes]:
+    """``head``, ``size`` bytes of ``a`` in 1 MiB pieces, ``tail``: never all in memory.
+    ``cut``: reset the connection instead of sending the tail."""
+    yield head
+    piece = b"a" * (1 << 20)
+    while size > 0:
+        yield piece[:size]
+        size -= len(piece)
+    if cut:
+        raise StreamReset
+    if tail:
+        yield tail
+
+
+def _huge_or_boundless(model: str, stream: bool, wire: str) -> Reply | None:
+    """``stub-huge-N`` (non-streamed), ``stub-huge-cut-N`` (the same, reset before its end)
+    and ``stub-boundless-N`` (streamed) answers."""
+    cut = model.startswith("stub-huge-cut-")
+    size = _mib(model, "stub-huge-cut-" if cut else "stub-huge-")
+    if size is not None and not stream:
+        if wire == "anthropic":
+            head = b'{"id":"msg_huge","type":"message","role":"assistant","model":"%s",' % (
+                model.encode()
+            )
+            head += b'"content":[{"type":"text","text":"'
+            tail = b'"}],"stop_reason":"end_turn","stop_sequence":null,'
+            tail += b'"usage":{"input_tokens":1,"output_tokens":1}}'
+        else:
+            head = b'{"id":"chatcmpl-huge","object":"chat.completion","created":0,'
+            head += b'"model":"%s","choices":[{"index":0,"message":' % model.encode()
+            head += b'{"role":"assistant","content":"'
+            tail = b'"},"finish_reason":"stop","logprobs":null}],'
+            tail += b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+        return Reply(stream=_padded(head, size, tail, cut), content_type="application/json")
+    if (size := _mib(model, "stub-boundless-")) is not None and stream:
+        if wire == "anthropic":
+            start = {"type": "message_start", "message": {"id": "msg_b", "model": model}}
+            head = _anthropic_event("message_start", start)
+            head += b'event: content_block_delta\ndata: {"type":"content_block_delta",'
+            head += b'"index":0,"delta":{"type":"text_delta","text":"'
+        else:
+            head = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,'
+            head += b'"delta":{"content":"'
+        return Reply(stream=_padded(head, size, b""))
+    return None
+
+
 def _mask(key: str) -> str:
     return key[:3] + "*" * 8 + key[-4:] if len(key) > 8 else "***"
 
@@ -314,7 +374,12 @@ class StubProvider:
         entry["query"] = {k: v[0] for k, v in req.query.items()}
         entry["time"] = time.time()
         self.log.append(entry)
-        reply = await self._route(req, entry)
+        try:
+            reply = await self._route(req, entry)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            # A body the stub's simple handlers cannot read: a 400, as a provider would
+            # answer (not a dropped connection, which a router must report as a 502).
+            reply = _openai_bad_json()
         entry["status"] = reply.status
         if reply.behaviour is None and reply.stream is None and self.s.latency_s:
             await asyncio.sleep(self.s.latency_s)
@@ -369,7 +434,7 @@ class StubProvider:
         if self.s.latency_s:
             await asyncio.sleep(self.s.latency_s)
         head = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Status')}"]
-        head += ["content-type: text/event-stream", "cache-control: no-cache"]
+        head += [f"content-type: {reply.content_type}", "cache-control: no-cache"]
         head += ["transfer-encoding: chunked"]
         head.extend(f"{k}: {v}" for k, v in reply.headers)
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
@@ -582,7 +647,7 @@ class StubProvider:
             )
         injected = self._injected(
             model, self._openai_error if provider == "openai" else self._azure_error
-        )
+        ) or _huge_or_boundless(model, body.get("stream") is True, "openai")
         if injected is not None:
             return injected
         messages = body.get("messages") or []
@@ -879,6 +944,8 @@ class StubProvider:
         problem = self._anthropic_validate(body)
         if problem:
             return self._anthropic_error(400, problem)
+        if (big := _huge_or_boundless(model, body.get("stream") is True, "anthropic")) is not None:
+            return big
         messages = body["messages"]
         last = messages[-1] if messages else {}
         tools = body.get("tools") or []

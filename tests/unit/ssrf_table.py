@@ -7,7 +7,6 @@ resolver: nothing here sends a packet anywhere.
 
     python -m tests.unit.ssrf_table               # print the table
     python -m tests.unit.ssrf_table --write       # write docs/ssrf.md
-    python -m tests.unit.ssrf_table --write-readme  # replace the README section
 """
 
 from __future__ import annotations
@@ -26,10 +25,7 @@ from byollm_router.guard import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
 DOC = ROOT / "docs" / "ssrf.md"
-BEGIN = "<!-- ssrf-table:begin -->"
-END = "<!-- ssrf-table:end -->"
 
 # Hostnames the attempts use, and what a hostile (or honest) DNS server answers.
 FAKE_DNS: dict[str, list[str]] = {
@@ -210,6 +206,18 @@ ATTEMPTS: list[Attempt] = [
     Attempt("https://08.0.0.1/v1", "invalid octal (resolver-dependent)"),
     Attempt("https://1.2.3.4.5/v1", "five numeric labels"),
     Attempt("https://\uff11\uff12\uff17.0.0.1/v1", "full-width digits"),
+    Attempt("https://localhost../v1", "localhost, two trailing dots"),
+    Attempt("https://api..openai.com/v1", "empty label"),
+    Attempt("https://168.63.129.16/v1", "Azure WireServer"),
+    Attempt("https://169.254.170.23/v1", "EKS Pod Identity, allowlist 0.0.0.0/0", "0.0.0.0/0"),
+    Attempt("https://[fd00:ec2::23]/v1", "EKS Pod Identity over IPv6, allowlist ::/0", "::/0"),
+    Attempt("https://192.0.0.192/v1", "Oracle Cloud metadata, allowlist 0.0.0.0/0", "0.0.0.0/0"),
+    Attempt(
+        "http://kubernetes.default.svc.cluster.local/v1",
+        "API server, allowlist *.svc.cluster.local",
+        "*.svc.cluster.local",
+    ),
+    Attempt("https://kubernetes.default.svc.corp.example/v1", "API server, custom cluster domain"),
 ]
 
 # Must be ADMITTED: proves the guard blocks hostile forms, not everything.
@@ -260,7 +268,7 @@ def _cell(text: str) -> str:
 
 def crd_refuses(url: str) -> bool:
     """Whether the CRD's CEL rules (their Python mirror) refuse ``url`` at ``kubectl apply``."""
-    from byollm_operator.api import base_url_problem
+    from byollm.api import base_url_problem
 
     try:
         return base_url_problem(url) is not None
@@ -305,34 +313,15 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme_with_table(readme: str, table: str) -> str:
-    """README text with the marked section replaced (appended if the markers are absent)."""
-    block = f"{BEGIN}\n{table}{END}"
-    if BEGIN in readme and END in readme:
-        head, rest = readme.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        return head + block + tail
-    return readme.rstrip("\n") + "\n\n" + block + "\n"
-
-
-def readme_section(readme: str) -> str | None:
-    if BEGIN not in readme or END not in readme:
-        return None
-    return readme.split(BEGIN, 1)[1].split(END, 1)[0].lstrip("\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--write", action="store_true", help="write docs/ssrf.md")
-    parser.add_argument("--write-readme", action="store_true", help="update README.md section")
     args = parser.parse_args(argv)
     table = render()
     if args.write:
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text("# SSRF attempts against the guard\n\n" + table)
-    if args.write_readme:
-        README.write_text(readme_with_table(README.read_text(), table))
-    if not (args.write or args.write_readme):
+    if not args.write:
         sys.stdout.write(table)
     return 0
 

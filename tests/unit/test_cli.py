@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from byollm_operator import api, cli, sealing
+from byollm import api, cli, sealing
+from byollm.client import LLMConfigView
 
 BYOLLM = str(Path(sys.executable).with_name("byollm"))
 
@@ -112,23 +113,43 @@ def test_status_without_a_cluster_exits_1(tmp_path: Path) -> None:
     assert res.stderr.startswith("byollm: status: cannot reach the API server")
 
 
+T = "2026-01-01T00:00:00Z"
+
+
 def test_status_table_rendering() -> None:
     obj = {
         "metadata": {"name": "acme", "namespace": "t", "generation": 2},
-        "spec": {"mode": "BYO", "active": False, "provider": {"type": "openai"}},
+        "spec": {
+            "mode": "BYO",
+            "active": False,
+            "provider": {
+                "type": "openai",
+                "defaultModel": "gpt-4o-mini",
+                "apiKey": {"secretKeyRef": {"name": "acme-key"}},
+            },
+        },
         "status": {
             "observedGeneration": 2,
             "mode": "Managed",
-            "provider": "openai",
-            "model": "gpt-4o-mini",
             "apiKeyPrefix": "sk-proj-",
             "conditions": [
-                {"type": "Ready", "status": "True", "reason": "Reconciled"},
-                {"type": "CredentialsValid", "status": "False", "reason": "Unauthorized"},
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Reconciled",
+                    "lastTransitionTime": T,
+                },
+                {
+                    "type": "CredentialsValid",
+                    "status": "False",
+                    "reason": "Unauthorized",
+                    "lastTransitionTime": T,
+                },
             ],
         },
     }
-    rows = cli._status_rows([obj], wide=False)
+    # Toggled off: the configured provider, model and key prefix stay visible.
+    rows = cli._status_rows([LLMConfigView.from_object(obj)], wide=False)
     assert rows == [
         [
             "t",

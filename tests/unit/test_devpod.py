@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from byollm_operator import devpod
+from byollm_dev import devpod
 
 
 @pytest.mark.parametrize(

@@ -46,22 +46,11 @@ def test_control_admitted(control: ssrf_table.Attempt) -> None:
 
 
 def test_docs_table_is_current() -> None:
-    """docs/ssrf.md and the README section are generated; regenerate with --write[-readme]."""
+    """docs/ssrf.md is generated; regenerate with ``python -m tests.unit.ssrf_table --write``."""
     table = ssrf_table.render()
     assert ssrf_table.DOC.read_text() == "# SSRF attempts against the guard\n\n" + table, (
         "run: python -m tests.unit.ssrf_table --write"
     )
-    section = ssrf_table.readme_section(ssrf_table.README.read_text())
-    assert section == table, "run: python -m tests.unit.ssrf_table --write-readme"
-
-
-def test_readme_rewrite_keeps_surroundings() -> None:
-    text = f"# t\n\nbefore\n{ssrf_table.BEGIN}\nold\n{ssrf_table.END}\nafter\n"
-    out = ssrf_table.readme_with_table(text, "| new |\n")
-    assert out == f"# t\n\nbefore\n{ssrf_table.BEGIN}\n| new |\n{ssrf_table.END}\nafter\n"
-    assert ssrf_table.readme_section(out) == "| new |\n"
-    appended = ssrf_table.readme_with_table("# t\n", "| x |\n")
-    assert appended.endswith(f"{ssrf_table.BEGIN}\n| x |\n{ssrf_table.END}\n")
 
 
 # --- host literal parsing -------------------------------------------------------------
@@ -166,12 +155,52 @@ def test_check_ip_admits_public(ip: str) -> None:
     assert check_ip(ipaddress.ip_address(ip), NONE) is None
 
 
-def test_allowlist_cannot_admit_metadata_or_unspecified() -> None:
-    allow = Allowlist.parse("0.0.0.0/0, ::/0, 169.254.0.0/16")
-    assert check_ip(ipaddress.ip_address("169.254.1.1"), allow) is None
+def test_allowlist_cannot_admit_metadata_link_local_or_unspecified() -> None:
+    """Cloud credential endpoints stay shut whatever the allowlist says (0.0.0.0/0 too)."""
+    allow = Allowlist.parse("0.0.0.0/0, ::/0, 169.254.0.0/16, fd00::/8")
     assert check_ip(ipaddress.ip_address("10.1.2.3"), allow) is None
-    for ip in ["169.254.169.254", "fd00:ec2::254", "0.0.0.0", "::", "224.0.0.1", "ff02::1"]:
+    assert check_ip(ipaddress.ip_address("fd12::1"), allow) is None
+    for ip in [
+        "169.254.169.254",  # IMDS (AWS, GCP, Azure, OCI)
+        "169.254.170.2",  # ECS task credentials
+        "169.254.170.23",  # EKS Pod Identity
+        "169.254.1.1",  # any link-local
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "fd00:ec2::23",  # EKS Pod Identity over IPv6
+        "168.63.129.16",  # Azure WireServer
+        "192.0.0.192",  # Oracle Cloud metadata
+        "100.100.100.200",  # Alibaba Cloud metadata
+        "fe80::1",
+        "0.0.0.0",
+        "::",
+        "224.0.0.1",
+        "ff02::1",
+    ]:
         assert check_ip(ipaddress.ip_address(ip), allow) is not None, ip
+
+
+def test_api_server_refused_whatever_the_allowlist_says() -> None:
+    allow = Allowlist.parse("*.svc.cluster.local, *.svc, 10.0.0.0/8", api_server="10.96.0.1")
+    assert check_ip(ipaddress.ip_address("10.96.0.1"), allow) == "cluster-internal"
+    assert check_ip(ipaddress.ip_address("10.96.0.2"), allow) is None
+    for url in (
+        "http://kubernetes.default.svc.cluster.local/v1",
+        "http://kubernetes.default.svc/v1",
+        "https://kubernetes.default.svc.corp.example/v1",
+        "https://KUBERNETES.default.svc.cluster.local./v1",
+    ):
+        with pytest.raises(GuardError, match="cluster-internal"):
+            check_url(url, allow)
+    check_url("http://ollama.models.svc.cluster.local/v1", allow)  # still admitted
+
+
+@pytest.mark.parametrize(
+    "url", ["https://localhost../v1", "https://api..openai.com/v1", "https://.openai.com/v1"]
+)
+def test_empty_labels_refused_before_resolution(url: str) -> None:
+    """Hosts with an empty label never reach the resolver (which raises on them)."""
+    with pytest.raises(GuardError):
+        check_url(url, NONE)
 
 
 # --- allowlist ------------------------------------------------------------------------

@@ -13,18 +13,18 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from byollm_operator import api
+from byollm import api
+from byollm_dev import generate
 from byollm_router.contract import Category, Mode, ProviderType
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "llmconfig_cases.yaml").read_text())
 
 
-@pytest.mark.parametrize("rel", api.CRD_PATHS, ids=str)
-def test_committed_crd_matches_generated(rel: Path) -> None:
-    committed = (ROOT / rel).read_text()
-    assert committed == api.crd_yaml(), (
-        f"{rel} is stale: run `python -m byollm_operator.api` at the repo root"
+@pytest.mark.parametrize("rel", list(generate.generated()), ids=str)
+def test_committed_generated_files_are_fresh(rel: Path) -> None:
+    assert (ROOT / rel).read_text() == generate.generated()[rel], (
+        f"{rel} is stale: run `python -m byollm_dev.generate` at the repo root"
     )
 
 
@@ -127,5 +127,47 @@ def test_serving_mode_and_defaults() -> None:
 
 
 def test_sealed_pattern_matches_sealing_module() -> None:
-    sealing = pytest.importorskip("byollm_operator.sealing")
+    sealing = pytest.importorskip("byollm.sealing")
     assert api.SEALED_RE == sealing.SEALED_PATTERN
+
+
+def test_api_key_fields_have_no_value_echoing_rule() -> None:
+    """A raw key pasted under ``apiKey`` must never be repeated by the API server: the
+    errors of ``pattern``/``minLength`` and of a CEL rule on a string field show the value;
+    a rule on the enclosing object shows only the type."""
+    spec = api.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    api_key = spec["properties"]["spec"]["properties"]["provider"]["properties"]["apiKey"]
+    for path, node in _walk(api_key):
+        if node.get("type") == "string":
+            assert not {"pattern", "minLength", "x-kubernetes-validations"} & set(node), path
+    messages = [r["message"] for r in api_key["x-kubernetes-validations"]]
+    assert any(m.startswith("spec.provider.apiKey.sealed: is not a sealed value") for m in messages)
+
+
+def test_no_crd_message_shows_a_regex() -> None:
+    """Messages say in words what is wrong; a regex belongs in the rule only."""
+    root = api.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for _, node in _walk(root):
+        for r in node.get("x-kubernetes-validations", []):
+            assert "^" not in r["message"], r["message"]
+            assert "\\" not in r["message"], r["message"]
+    assert "pattern: ^\\S+$" not in api.crd_yaml()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://api.together.xyz/v1 ", "whitespace"),
+        ("https://api.together.xyz/v1\t", "whitespace"),
+        ("https://api.together.xyz/\u2003v1", "whitespace"),
+        ("https://api.openai.com/v1/chat/completions", "drop the trailing"),
+        ("https://api.openai.com/v1/models/", "https://api.openai.com/v1"),
+    ],
+)
+def test_base_url_problem_says_what_is_wrong(url: str, words: str) -> None:
+    problem = api.base_url_problem(url)
+    assert problem is not None
+    assert words in problem
+    with pytest.raises(ValidationError) as err:
+        api.ProviderSpec.model_validate({"type": "custom", "baseURL": url})
+    assert words in str(err.value)

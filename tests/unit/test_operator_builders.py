@@ -7,6 +7,7 @@ Regenerate the expected files after an intended change with
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import string
@@ -18,8 +19,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from byollm.api import LLMConfigSpec
 from byollm_operator import builders
-from byollm_operator.api import LLMConfigSpec
 from byollm_operator.settings import Settings
 from byollm_router import contract
 
@@ -190,7 +191,45 @@ def test_netpol_byo_and_managed() -> None:
     assert byo["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app": "agent"}}}]
     blocks = [p["ipBlock"] for r in byo["egress"] for p in r.get("to", []) if "ipBlock" in p]
     v4 = next(b for b in blocks if b["cidr"] == "0.0.0.0/0")
-    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(v4["except"])
+    v6 = next(b for b in blocks if b["cidr"] == "::/0")
+
+    def excepted(ip: str) -> bool:
+        addr = ipaddress.ip_address(ip)
+        cidrs = v4["except"] if addr.version == 4 else v6["except"]
+        return any(addr in ipaddress.ip_network(c) for c in cidrs)
+
+    for ip in (
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "168.63.129.16",  # Azure WireServer
+        "192.0.0.192",  # Oracle Cloud metadata
+        "fd00:ec2::254",
+        "fe80::1",
+        "64:ff9b::a00:5",  # NAT64 image of 10.0.0.5
+        "64:ff9b::a9fe:a9fe",  # NAT64 image of 169.254.169.254
+    ):
+        assert excepted(ip), ip
+    for ip in ("8.8.8.8", "2606:4700::1", "64:ff9b::808:808"):  # public, and DNS64 to public
+        assert not excepted(ip), ip
+    internet = next(r for r in byo["egress"] if any("ipBlock" in p for p in r["to"]))
+    assert internet["ports"] == [{"protocol": "TCP", "port": 443}]
+    dns = byo["egress"][0]["to"]
+    assert dns == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    extra = Settings(egress_extra_except_cidrs=["203.0.113.7/32", "2001:db8::7/128"])
+    spec = LLMConfigSpec.model_validate(BYO)
+    netpol = builders.build(OWNER, spec, KEY, extra).network_policy["spec"]
+    ranges = [
+        c for r in netpol["egress"] for p in r["to"] for c in p.get("ipBlock", {}).get("except", [])
+    ]
+    assert {"203.0.113.7/32", "2001:db8::7/128"} <= set(ranges)
     managed = _build(MANAGED).network_policy["spec"]
     peers = [p for r in managed["egress"] for p in r["to"]]
     assert not any("ipBlock" in p for p in peers)
@@ -229,3 +268,16 @@ def test_hash_rolls_on_router_token() -> None:
     b = builders.build(OWNER, spec, KEY, SETTINGS, token="tok-b").config_hash
     assert a != b
     assert "tok-a" not in json.dumps(builders.build(OWNER, spec, KEY, SETTINGS, "tok-a").deployment)
+
+
+@pytest.mark.parametrize("spec", [MANAGED, {**BYO, "active": False}], ids=["managed", "inactive"])
+def test_managed_gets_the_platforms_model_and_table(spec: dict[str, Any]) -> None:
+    settings = SETTINGS.model_copy(
+        update={"managed_model": "gpt-4o-mini", "managed_routing": {"code": "gpt-4.1"}}
+    )
+    env = builders.router_env(LLMConfigSpec.model_validate(spec), None, settings)
+    assert env[contract.BYOLLM_MANAGED_MODEL] == "gpt-4o-mini"
+    # The tenant's provider models never reach the shared LiteLLM; its auto switch does.
+    assert json.loads(env[contract.LLM_ROUTING]) == {"auto": True, "models": {"code": "gpt-4.1"}}
+    byo = builders.router_env(LLMConfigSpec.model_validate(BYO), KEY, settings)
+    assert contract.BYOLLM_MANAGED_MODEL not in byo

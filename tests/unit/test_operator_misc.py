@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from byollm.api import ProviderSpec
+from byollm_dev import rbac
 from byollm_operator import conditions as c
-from byollm_operator import rbac
-from byollm_operator.api import ProviderSpec
-from byollm_operator.reconcile import make_probe, probe_request
+from byollm_operator.reconcile import judge, make_probe, probe_request
 from byollm_operator.settings import Settings
+from byollm_router.contract import ProviderType
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,12 +46,6 @@ def test_ready_derivation() -> None:
     assert [x["type"] for x in conds] == [c.SECRET_SYNCED, c.ROUTER_AVAILABLE, c.CREDENTIALS_VALID]
 
 
-def test_committed_rbac_is_generated() -> None:
-    assert (ROOT / rbac.RBAC_PATH).read_text() == rbac.rbac_yaml(), (
-        "deploy/base/rbac.yaml is stale: run `python -m byollm_operator.rbac`"
-    )
-
-
 def test_rbac_is_least_privilege() -> None:
     for rule in rbac.CLUSTER_RULES + rbac.NAMESPACE_RULES:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
@@ -76,6 +71,8 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "https://a.openai.azure.com/openai/models?api-version=2024-10-21",
             "api-key",
         ),
+        # OpenRouter's /models is public: its key-information endpoint needs the key.
+        ("openrouter", None, "https://openrouter.ai/api/v1/key", "Authorization"),
     ],
 )
 def test_probe_request_shapes(ptype: str, base: str | None, url: str, header: str) -> None:
@@ -85,6 +82,26 @@ def test_probe_request_shapes(ptype: str, base: str | None, url: str, header: st
     got_url, headers = probe_request(spec, "sk-test")
     assert got_url == url
     assert header in headers
+
+
+@pytest.mark.parametrize(
+    ("ptype", "status", "want"),
+    [
+        ("openrouter", 200, ("True", "Valid")),
+        ("openai", 200, ("True", "Valid")),
+        ("custom", 200, ("Unknown", "NotVerifiable")),  # /models may be public there
+        ("ollama", 200, ("Unknown", "NotVerifiable")),
+        ("custom", 401, ("False", "InvalidCredentials")),  # a refusal still proves it
+        ("openrouter", 403, ("False", "InvalidCredentials")),
+        ("openai", 404, ("False", "EndpointNotFound")),  # baseURL is not the API root
+        ("openai", 500, ("Unknown", "UnexpectedResponse")),
+    ],
+)
+def test_credentials_judgement(ptype: str, status: int, want: tuple[str, str]) -> None:
+    got = judge(ProviderType(ptype), status, "/v1/models")
+    assert got[:2] == want
+    if want[1] == "EndpointNotFound":
+        assert "API root" in got[2]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +146,7 @@ def _probe(allow: str) -> Any:
 def test_probe_valid_invalid_unreachable(stub: tuple[int, str]) -> None:
     port, key = stub
     probe = _probe("127.0.0.1,*.svc")
-    spec = ProviderSpec.model_validate({"type": "custom", "baseURL": f"http://llm.t.svc:{port}/v1"})
+    spec = ProviderSpec.model_validate({"type": "openai", "baseURL": f"http://llm.t.svc:{port}/v1"})
     assert probe(spec, key)[:2] == ("True", c.VALID)
     status, reason, message = probe(spec, "sk-wrong-key-000000000")
     assert (status, reason) == ("False", c.INVALID_CREDENTIALS)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from byollm_router.errors import RouterError
 from byollm_router.providers.anthropic import (
+    Anthropic,
     AnthropicStream,
     convert_messages,
     convert_tool_choice,
@@ -315,3 +316,99 @@ def test_stream_error_event() -> None:
         "code": None,
     }
     assert translator.finish() == b""
+
+
+@given(
+    ending=st.sampled_from([b"\n", b"\r", b"\r\n"]),
+    cuts=st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=40),
+)
+def test_stream_any_line_ending_any_split(ending: bytes, cuts: list[int]) -> None:
+    """SSE lines end in LF, CR or CRLF; a CRLF split across two reads is one line break."""
+    sse = STREAM.replace(b"\r\n", ending)
+    translator = AnthropicStream(include_usage=True, created=1)
+    points = [0, *sorted({min(c, len(sse) - 1) for c in cuts}), len(sse)]
+    out = b"".join(translator.feed(sse[a:b]) for a, b in pairwise(points))
+    _check_stream(_chunks(out + translator.finish()))
+
+
+def test_stream_event_size_is_bounded() -> None:
+    """An event that never ends is refused once it exceeds the limit (a 502 error event in
+    the app), however it arrives; events under the limit translate."""
+    translator = AnthropicStream(include_usage=False, created=1, max_event_bytes=4096)
+    assert translator.feed(STREAM[: STREAM.index(b"event: content_block_start")])
+    head = b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"'
+    assert translator.feed(head + b"a" * 3000) == b""
+    with pytest.raises(RouterError) as err:
+        translator.feed(b"a" * 2000)
+    assert (err.value.status, err.value.code) == (502, "upstream_response_too_large")
+
+
+def test_stream_of_many_reads_without_a_boundary_is_linear() -> None:
+    """16 MiB fed in 16 KiB reads with no event boundary: each byte is scanned once (the
+    quadratic parser rescanned the whole buffer on every read: ~1000x the work here)."""
+    translator = AnthropicStream(include_usage=False, created=1, max_event_bytes=32 << 20)
+    piece = b"data: " + b"x" * (16 * 1024 - 6)
+    for _ in range(1024):
+        assert translator.feed(piece) == b""
+    assert b"upstream_disconnected" in translator.finish()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [b"data: [1, 2]\n\n", b"data: {broken\n\n", b'data: {"type": "content_block_start",'
+     b' "index": 1e400, "content_block": {"type": "tool_use"}}\n\n',
+     b'data: {"type": "message_start", "message": 7}\n\n'],
+)  # fmt: skip
+def test_stream_junk_events_are_a_502(event: bytes) -> None:
+    translator = AnthropicStream(include_usage=False, created=1)
+    with pytest.raises(RouterError) as err:
+        translator.feed(event)
+    assert err.value.status == 502
+
+
+HUGE = 10**400  # beyond float range; JSON allows it, orjson refuses it
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"messages": [{"role": "assistant", "tool_calls": 5}]},
+        {"messages": [{"role": "assistant", "tool_calls": True}]},
+        {"messages": [{"role": "assistant", "tool_calls": {"id": "x"}}]},
+        {"messages": [{"role": "assistant", "content": 3}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": HUGE}]}]},
+        {"messages": [{"role": "system", "content": [{"type": "text", "text": 1}]}]},
+        {"messages": [{"role": "assistant", "tool_calls": [{"id": "t", "function": {}}]}]},
+        {"temperature": "hot"},
+        {"temperature": True},
+        {"temperature": float("nan")},
+        {"top_p": "x"},
+        {"max_tokens": 1.5},
+        {"max_tokens": "many"},
+        {"tools": [{"type": "function", "function": {"name": 5}}]},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]},
+        {"tool_choice": {"type": "function", "function": {"name": 1}}},
+    ],
+)
+def test_mistyped_fields_are_400(fields: dict[str, Any]) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], **fields}
+    with pytest.raises(RouterError) as err:
+        to_anthropic(body)
+    assert err.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"temperature": HUGE}, {"temperature": -HUGE}, {"top_p": HUGE}, {"max_tokens": HUGE},
+     {"top_k": HUGE}],
+)  # fmt: skip
+def test_integers_beyond_float_range_are_sent_or_refused_cleanly(fields: dict[str, Any]) -> None:
+    """Sent on as JSON (Anthropic judges the value) — never an OverflowError or a 500."""
+    provider = Anthropic("https://api.anthropic.com/v1", "sk-ant", max_event_bytes=1 << 20)
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], **fields}
+    call = provider.chat(body, b"", {})
+    assert call.content is not None
+    sent = json.loads(call.content)
+    assert sent["messages"] == [{"role": "user", "content": "x"}]
+    if "temperature" in fields:
+        assert sent["temperature"] == min(fields["temperature"], 1.0)

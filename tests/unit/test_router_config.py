@@ -45,6 +45,18 @@ def test_managed_inferred_and_byo_key_ignored() -> None:
     assert cfg.provider is None
     assert cfg.upstream_key is None
     assert cfg.base_url == "http://litellm.platform.svc:4000/v1"
+    assert cfg.model is None
+
+
+def test_managed_default_model_is_the_platforms() -> None:
+    env = {
+        c.BYOLLM_ROUTER_TOKEN: "tok",
+        c.LLM_MODE: "Managed",
+        c.BYOLLM_MANAGED_URL: "http://litellm.platform.svc:4000/v1",
+        c.BYOLLM_MANAGED_MODEL: "gpt-4o-mini",
+        c.LLM_MODEL: "tenant-model",  # a stale BYO key: never the default in Managed
+    }
+    assert load_config(env).model == "gpt-4o-mini"
 
 
 def test_explicit_mode_is_case_insensitive_and_base_url_defaults() -> None:
@@ -74,8 +86,16 @@ def test_routing_and_tunables() -> None:
     assert cfg.tenant == "acme"
 
 
+AZURE = {
+    **BYO,
+    c.LLM_PROVIDER: "azure",
+    c.LLM_BASE_URL: "https://r.openai.azure.com",
+    c.LLM_MODEL: "gpt-4.1-mini",
+}
+
+
 def test_azure_version() -> None:
-    env = {**BYO, c.LLM_PROVIDER: "azure", c.LLM_BASE_URL: "https://r.openai.azure.com"}
+    env = AZURE
     assert load_config(env).azure_api_version == "2024-10-21"
     with pytest.raises(ConfigError) as err:
         load_config({**env, c.LLM_AZURE_API_VERSION: "latest"})
@@ -132,3 +152,80 @@ def test_guard_refusal_wrapped_by_httpx_is_still_blocked() -> None:
     outer = httpx.ConnectError("refused")
     outer.__cause__ = GuardError("169.254.169.254", "metadata")
     assert map_upstream_error(outer).code == "upstream_blocked"
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({c.LLM_MODEL: ".."}, c.LLM_MODEL),
+        ({c.LLM_MODEL: "qwen/qwen3"}, c.LLM_MODEL),
+        ({c.LLM_ROUTING: '{"models": {"fast": "../x"}}'}, c.LLM_ROUTING),
+    ],
+)
+def test_azure_models_must_be_deployment_names(changes: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config({**AZURE, **changes})
+    assert err.value.variable == variable
+
+
+def test_bounds_default_and_configured() -> None:
+    cfg = load_config(BYO)
+    assert cfg.max_buffered_response_bytes == c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES == 8 << 20
+    assert cfg.client_header_timeout_s == c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
+    assert cfg.client_body_timeout_s == c.DEFAULT_CLIENT_BODY_TIMEOUT_S
+    assert cfg.client_write_timeout_s == c.DEFAULT_CLIENT_WRITE_TIMEOUT_S
+    assert cfg.max_connections == c.DEFAULT_MAX_CONNECTIONS
+    cfg = load_config(
+        {
+            **BYO,
+            c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES: "65536",
+            c.BYOLLM_CLIENT_HEADER_TIMEOUT: "2.5",
+            c.BYOLLM_CLIENT_BODY_TIMEOUT: "30",
+            c.BYOLLM_CLIENT_WRITE_TIMEOUT: "15",
+            c.BYOLLM_MAX_CONNECTIONS: "50",
+        }
+    )
+    assert cfg.client_write_timeout_s == 15.0
+    assert cfg.max_buffered_response_bytes == 65536
+    assert (cfg.client_header_timeout_s, cfg.client_body_timeout_s) == (2.5, 30.0)
+    assert cfg.max_connections == 50
+    for name in (
+        c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES,
+        c.BYOLLM_CLIENT_HEADER_TIMEOUT,
+        c.BYOLLM_CLIENT_BODY_TIMEOUT,
+        c.BYOLLM_CLIENT_WRITE_TIMEOUT,
+        c.BYOLLM_MAX_CONNECTIONS,
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_config({**BYO, name: "0"})
+        assert err.value.variable == name
+
+
+def test_api_server_service_address_refused_even_when_allowlisted() -> None:
+    """The kubelet's KUBERNETES_SERVICE_HOST is never an upstream, allowlist or not."""
+    env = {
+        c.BYOLLM_ROUTER_TOKEN: "t",
+        c.LLM_PROVIDER: "custom",
+        c.LLM_BASE_URL: "https://10.96.0.1/v1",
+        c.LLM_API_KEY: "k",
+        c.LLM_MODEL: "m",
+        c.BYOLLM_UPSTREAM_ALLOWLIST: "10.0.0.0/8",
+        c.KUBERNETES_SERVICE_HOST: "10.96.0.1",
+    }
+    with pytest.raises(ConfigError, match="cluster-internal"):
+        load_config(env)
+    assert load_config({**env, c.LLM_BASE_URL: "https://10.96.0.7/v1"}).api_server_host == (
+        "10.96.0.1"
+    )
+
+
+def test_host_with_empty_label_refused_at_startup() -> None:
+    env = {
+        c.BYOLLM_ROUTER_TOKEN: "t",
+        c.LLM_PROVIDER: "custom",
+        c.LLM_BASE_URL: "https://localhost../v1",
+        c.LLM_API_KEY: "k",
+        c.LLM_MODEL: "m",
+    }
+    with pytest.raises(ConfigError, match="empty label"):
+        load_config(env)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from byollm_operator.sealing import (
+from byollm.sealing import (
     SEALED_PATTERN,
     KeyRing,
     SealError,
@@ -207,7 +207,7 @@ def test_round_trip_property(pair: tuple[bytes, bytes], text: str, ns: str) -> N
 def test_rotation_cli(
     monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    from byollm_operator.sealing import main
+    from byollm.sealing import main
 
     ring = KeyRing.generate()
     old_id = ring.key_ids[0]

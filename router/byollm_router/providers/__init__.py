@@ -14,7 +14,7 @@ __all__ = ["LocalAnswer", "Provider", "UpstreamCall", "build_provider"]
 
 def build_provider(cfg: RouterConfig) -> Provider:
     """The one upstream adapter this router talks to. There is deliberately no second one:
-    a failing provider is never replaced by another (seed 000: no fallback)."""
+    a failing provider is never replaced by another: no fallback."""
     key = cfg.upstream_key.get_secret_value() if cfg.upstream_key else None
     if cfg.mode is Mode.MANAGED:
         return OpenAICompatible("managed", cfg.base_url, key)
@@ -24,5 +24,5 @@ def build_provider(cfg: RouterConfig) -> Provider:
         deployments = [cfg.model or "", *cfg.routing.models.values()]
         return Azure(cfg.base_url, key, cfg.azure_api_version, deployments)
     if cfg.provider is ProviderType.ANTHROPIC:
-        return Anthropic(cfg.base_url, key)
+        return Anthropic(cfg.base_url, key, max_event_bytes=cfg.max_buffered_response_bytes)
     return OpenAICompatible(cfg.provider.value, cfg.base_url, key)

@@ -1,8 +1,8 @@
 """Anthropic native: OpenAI chat completions ⇄ Anthropic Messages, streaming included.
 
-The tenant's agent speaks OpenAI; Anthropic's API does not (seed 000 v1 could not serve it).
+The tenant's agent speaks OpenAI; Anthropic's API does not, so requests and answers are translated.
 The translation functions are pure and unit-tested; only 2xx answers are translated —
-Anthropic's error bodies pass through verbatim like every provider's (seed 000/003).
+Anthropic's error bodies pass through verbatim like every provider's.
 
 Anthropic rejects unknown top-level fields, so OpenAI-only fields (``n`` = 1, penalties,
 ``seed``, ``logprobs``, ``response_format``, ``stream_options`` …) are dropped, and only
@@ -11,6 +11,7 @@ Anthropic-native extras (``top_k``, ``thinking``, ``metadata`` …) are passed t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,17 +20,19 @@ from typing import Any
 import httpx
 import orjson
 
-from byollm_router import errors
+from byollm_router import contract, errors
+from byollm_router.contract import DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
 from byollm_router.providers.base import (
     LocalAnswer,
     Provider,
     StreamTranslator,
     UpstreamCall,
     base_headers,
+    dump_json,
+    json_loads,
     with_forwarded,
 )
 
-ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 
 # Anthropic-native request fields passed through untouched when a caller sends them.
@@ -52,6 +55,15 @@ def _bad(param: str, message: str) -> errors.RouterError:
     return errors.bad_field(param, message)
 
 
+def _part_text(part: Mapping[str, Any], param: str) -> str:
+    """The ``text`` of a text part: a string (``str()`` of a client value is not safe:
+    integers of more than 4300 digits refuse it)."""
+    text = part.get("text", "")
+    if not isinstance(text, str):
+        raise _bad(f"{param}.text", "A text part's text must be a string.")
+    return text
+
+
 # --- request: OpenAI → Anthropic ----------------------------------------------------------
 
 
@@ -66,7 +78,7 @@ def _text_of(content: Any, param: str) -> str:
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise _bad(param, "Only text parts are supported here by provider anthropic.")
-            texts.append(str(part.get("text", "")))
+            texts.append(_part_text(part, param))
         return "".join(texts)
     raise _bad(param, "Message content must be a string or a list of parts.")
 
@@ -97,7 +109,7 @@ def _user_blocks(content: Any, param: str) -> str | list[dict[str, Any]]:
         where = f"{param}[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            text = str(part.get("text", ""))
+            text = _part_text(part, where)
             if text:
                 blocks.append({"type": "text", "text": text})
         elif kind == "image_url":
@@ -115,27 +127,35 @@ def _assistant_blocks(msg: Mapping[str, Any], param: str) -> list[dict[str, Any]
     blocks: list[dict[str, Any]] = []
     content = msg.get("content")
     if isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text" and part.get("text"):
-                blocks.append({"type": "text", "text": str(part["text"])})
+        for j, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") == "text":
+                text = _part_text(part, f"{param}.content[{j}]")
+                if text:
+                    blocks.append({"type": "text", "text": text})
     elif isinstance(content, str) and content:
         blocks.append({"type": "text", "text": content})
-    for k, call in enumerate(msg.get("tool_calls") or ()):
+    elif content is not None and not isinstance(content, list):
+        raise _bad(f"{param}.content", "Message content must be a string or a list of parts.")
+    calls = msg.get("tool_calls")
+    if calls is None:
+        calls = []
+    if not isinstance(calls, list):
+        raise _bad(f"{param}.tool_calls", "tool_calls must be a list.")
+    for k, call in enumerate(calls):
+        where = f"{param}.tool_calls[{k}]"
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(call.get("id"), str):
-            raise _bad(f"{param}.tool_calls[{k}]", "A tool call needs an id and a function.")
+            raise _bad(where, "A tool call needs an id and a function.")
+        if not isinstance(fn.get("name"), str):
+            raise _bad(f"{where}.function.name", "A tool call's function needs a name.")
         raw_args = fn.get("arguments") or "{}"
         try:
-            args = orjson.loads(raw_args) if isinstance(raw_args, str) else raw_args
-        except orjson.JSONDecodeError:
-            raise _bad(
-                f"{param}.tool_calls[{k}].function.arguments", "Tool arguments must be JSON."
-            ) from None
+            args = json_loads(raw_args) if isinstance(raw_args, str) else raw_args
+        except ValueError:
+            raise _bad(f"{where}.function.arguments", "Tool arguments must be JSON.") from None
         if not isinstance(args, dict):
-            raise _bad(
-                f"{param}.tool_calls[{k}].function.arguments", "Tool arguments must be an object."
-            )
-        blocks.append({"type": "tool_use", "id": call["id"], "name": fn.get("name"), "input": args})
+            raise _bad(f"{where}.function.arguments", "Tool arguments must be an object.")
+        blocks.append({"type": "tool_use", "id": call["id"], "name": fn["name"], "input": args})
     return blocks
 
 
@@ -197,12 +217,17 @@ def convert_tools(tools: Any) -> list[dict[str, Any]]:
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
             raise _bad(f"tools[{i}]", "Only function tools are supported by provider anthropic.")
-        converted: dict[str, Any] = {
-            "name": fn.get("name"),
-            "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
-        }
-        if fn.get("description"):
-            converted["description"] = fn["description"]
+        if not isinstance(fn.get("name"), str):
+            raise _bad(f"tools[{i}].function.name", "A function tool needs a name.")
+        schema = fn.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(schema, dict):
+            raise _bad(f"tools[{i}].function.parameters", "parameters must be a JSON schema.")
+        converted: dict[str, Any] = {"name": fn["name"], "input_schema": schema}
+        description = fn.get("description")
+        if description is not None and not isinstance(description, str):
+            raise _bad(f"tools[{i}].function.description", "description must be a string.")
+        if description:
+            converted["description"] = description
         out.append(converted)
     return out
 
@@ -218,8 +243,12 @@ def convert_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         result = {"type": "any"}
     elif choice == "none":
         result = {"type": "none"}
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        result = {"type": "tool", "name": choice["function"].get("name")}
+    elif (
+        isinstance(choice, dict)
+        and isinstance(choice.get("function"), dict)
+        and isinstance(choice["function"].get("name"), str)
+    ):
+        result = {"type": "tool", "name": choice["function"]["name"]}
     else:
         raise _bad("tool_choice", "Unsupported tool_choice for provider anthropic.")
     if parallel is False:
@@ -227,6 +256,16 @@ def convert_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         if result["type"] != "none":
             result["disable_parallel_tool_use"] = True
     return result
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (not a boolean). Integers may exceed float range: callers
+    compare them, never convert them to float."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def to_anthropic(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,11 +278,19 @@ def to_anthropic(body: Mapping[str, Any]) -> dict[str, Any]:
     if system:
         out["system"] = system
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    out["max_tokens"] = max_tokens if isinstance(max_tokens, int) else DEFAULT_MAX_TOKENS
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS
+    elif not _is_number(max_tokens) or max_tokens != int(max_tokens):
+        raise _bad("max_tokens", "max_tokens must be an integer.")
+    out["max_tokens"] = int(max_tokens)
     temperature = body.get("temperature")
-    if isinstance(temperature, int | float):
-        out["temperature"] = min(float(temperature), 1.0)  # OpenAI allows 0..2, Anthropic 0..1
+    if temperature is not None:
+        if not _is_number(temperature):
+            raise _bad("temperature", "temperature must be a number.")
+        out["temperature"] = min(temperature, 1.0)  # OpenAI allows 0..2, Anthropic 0..1
     if body.get("top_p") is not None:
+        if not _is_number(body["top_p"]):
+            raise _bad("top_p", "top_p must be a number.")
         out["top_p"] = body["top_p"]
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -333,11 +380,21 @@ class AnthropicStream:
     """Anthropic SSE events → OpenAI ``chat.completion.chunk`` SSE, incrementally.
 
     Feeds arbitrary byte slices (events may straddle reads); emits one OpenAI chunk per
-    content delta, so time-to-first-token is preserved.
+    content delta, so time-to-first-token is preserved. Parsing is linear in the bytes fed
+    (each byte is scanned for an event boundary once), and one event may be at most
+    ``max_event_bytes``: beyond it :func:`errors.upstream_too_large` is raised.
     """
 
-    def __init__(self, include_usage: bool, created: int) -> None:
-        self._buf = b""
+    def __init__(
+        self,
+        include_usage: bool,
+        created: int,
+        max_event_bytes: int = DEFAULT_MAX_BUFFERED_RESPONSE_BYTES,
+    ) -> None:
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf already searched for a boundary
+        self._cr = False  # the last read ended in "\r" (perhaps half of "\r\n")
+        self._max_event = max_event_bytes
         self._include_usage = include_usage
         self._created = created
         self._id = ""
@@ -357,21 +414,46 @@ class AnthropicStream:
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def feed(self, data: bytes) -> bytes:
-        self._buf += data
-        if b"\r" in self._buf:
-            self._buf = self._buf.replace(b"\r\n", b"\n")
+        """OpenAI SSE bytes for the events completed by ``data``.
+
+        Raises :class:`errors.RouterError` (502) for an event the router cannot read: not
+        JSON, not shaped like Anthropic's, or larger than the limit.
+        """
+        if self._cr:  # "\r" already became "\n"; a "\n" right after it is the same break
+            self._cr = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        if b"\r" in data:  # SSE lines end in \r\n, \n or \r
+            self._cr = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf
+        buf += data
         out: list[bytes] = []
-        while True:
-            end = self._buf.find(b"\n\n")
-            if end < 0:
-                break
-            raw_event, self._buf = self._buf[:end], self._buf[end + 2 :]
-            payload = b"\n".join(
-                line[5:].lstrip() for line in raw_event.split(b"\n") if line.startswith(b"data:")
-            )
-            if payload:
-                out.append(self._event(orjson.loads(payload)))
+        start = 0
+        pos = max(self._scanned - 1, 0)  # a boundary may straddle the previous read
+        while (end := buf.find(b"\n\n", pos)) >= 0:
+            out.append(self._raw_event(bytes(buf[start:end])))
+            start = pos = end + 2
+        if start:
+            del buf[:start]  # O(1) in CPython: a bytearray drops its head in place
+        self._scanned = len(buf)
+        if len(buf) > self._max_event:
+            raise errors.upstream_too_large(self._max_event)
         return b"".join(out)
+
+    def _raw_event(self, raw_event: bytes) -> bytes:
+        payload = b"\n".join(
+            line[5:].lstrip() for line in raw_event.split(b"\n") if line.startswith(b"data:")
+        )
+        if not payload:
+            return b""
+        try:
+            event = orjson.loads(payload)
+            if not isinstance(event, dict):
+                raise TypeError("event is not an object")
+            return self._event(event)
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
+            raise errors.upstream_bad_response() from None
 
     def _event(self, ev: Mapping[str, Any]) -> bytes:
         kind = ev.get("type")
@@ -447,16 +529,29 @@ class AnthropicStream:
         return errors.upstream_broken().sse_event()
 
 
+_UPSTREAM_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, OverflowError)
+
+
 class ChatTranslator:
-    def __init__(self, include_usage: bool) -> None:
+    def __init__(
+        self, include_usage: bool, max_event_bytes: int = DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+    ) -> None:
         self._include_usage = include_usage
         self._created = int(time.time())
+        self._max_event = max_event_bytes
 
     def body(self, data: bytes) -> bytes:
-        return orjson.dumps(from_anthropic(orjson.loads(data), self._created))
+        """The OpenAI answer for Anthropic's; a 502 error when it is not shaped like one."""
+        try:
+            message = orjson.loads(data)
+            if not isinstance(message, dict):
+                raise TypeError("answer is not an object")
+            return orjson.dumps(from_anthropic(message, self._created))
+        except _UPSTREAM_SHAPE_ERRORS:
+            raise errors.upstream_bad_response() from None
 
     def stream(self) -> StreamTranslator:
-        return AnthropicStream(self._include_usage, self._created)
+        return AnthropicStream(self._include_usage, self._created, self._max_event)
 
 
 def _epoch(value: Any) -> int:
@@ -470,17 +565,20 @@ class ModelsTranslator:
     """Anthropic's model list → OpenAI's ``{"object": "list", "data": [...]}``."""
 
     def body(self, data: bytes) -> bytes:
-        listing = orjson.loads(data)
-        models = [
-            {
-                "id": m.get("id"),
-                "object": "model",
-                "created": _epoch(m.get("created_at")),
-                "owned_by": "anthropic",
-            }
-            for m in listing.get("data") or ()
-        ]
-        return orjson.dumps({"object": "list", "data": models})
+        try:
+            listing = orjson.loads(data)
+            models = [
+                {
+                    "id": m.get("id"),
+                    "object": "model",
+                    "created": _epoch(m.get("created_at")),
+                    "owned_by": "anthropic",
+                }
+                for m in listing.get("data") or ()
+            ]
+            return orjson.dumps({"object": "list", "data": models})
+        except _UPSTREAM_SHAPE_ERRORS:
+            raise errors.upstream_bad_response() from None
 
     def stream(self) -> StreamTranslator:  # pragma: no cover - models is never streamed
         raise NotImplementedError
@@ -489,18 +587,25 @@ class ModelsTranslator:
 class Anthropic(Provider):
     name = "anthropic"
 
-    def __init__(self, base_url: str, api_key: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_BUFFERED_RESPONSE_BYTES,
+    ) -> None:
+        self._max_event = max_event_bytes
         base = base_url.rstrip("/")
         self._messages_url = httpx.URL(base + "/messages")
         self._models_url = httpx.URL(base + "/models?limit=1000")
         self._headers = base_headers(
-            ("x-api-key", api_key), ("anthropic-version", ANTHROPIC_VERSION), decoded=True
+            ("x-api-key", api_key), ("anthropic-version", contract.ANTHROPIC_VERSION), decoded=True
         )
 
     def chat(
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
     ) -> UpstreamCall:
-        translated = orjson.dumps(to_anthropic(body))
+        translated = dump_json(to_anthropic(body))
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return UpstreamCall(
@@ -508,7 +613,7 @@ class Anthropic(Provider):
             self._messages_url,
             with_forwarded(self._headers, client_headers),
             translated,
-            ChatTranslator(include_usage),
+            ChatTranslator(include_usage, self._max_event),
         )
 
     def embeddings(

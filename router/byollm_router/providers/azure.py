@@ -1,11 +1,14 @@
 """Azure OpenAI: the OpenAI wire format at a per-deployment URL with an ``api-key`` header.
 
-The request's ``model`` names the deployment. Azure's data plane cannot list deployments,
-so ``/v1/models`` answers locally with the deployments this router is configured for.
+The request's ``model`` names the deployment; it must be a valid Azure deployment name,
+so it can only ever be one path segment (never ``..`` walking up the URL). Azure's data
+plane cannot list deployments, so ``/v1/models`` answers locally with the deployments
+this router is configured for.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,6 +18,7 @@ import httpx
 import orjson
 
 from byollm_router import errors
+from byollm_router.contract import AZURE_DEPLOYMENT_PATTERN
 from byollm_router.providers.base import (
     LocalAnswer,
     Provider,
@@ -24,6 +28,7 @@ from byollm_router.providers.base import (
 )
 
 _URL_CACHE_SIZE = 64
+_DEPLOYMENT = re.compile(AZURE_DEPLOYMENT_PATTERN)
 
 
 class Azure(Provider):
@@ -56,6 +61,12 @@ class Azure(Provider):
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise errors.bad_field("model", "model (the Azure deployment name) is required.")
+        if not _DEPLOYMENT.match(model):
+            raise errors.bad_field(
+                "model",
+                "model must be an Azure deployment name: 2-64 letters, digits, '.', '_' or "
+                "'-', starting with a letter or digit.",
+            )
         return model
 
     def chat(

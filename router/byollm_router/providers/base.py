@@ -6,12 +6,16 @@ owns connection handling, cancellation and error mapping in one place.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import orjson
+
+from byollm_router import errors
 
 # Client headers worth forwarding upstream (provider features, attribution); everything
 # else, notably the router's own Authorization, stays at the router.
@@ -115,3 +119,28 @@ def with_forwarded(base: httpx.Headers, client_headers: Mapping[str, str]) -> ht
     for name, value in extra:
         headers[name] = value
     return headers
+
+
+def dump_json(body: dict[str, Any]) -> bytes:
+    """A request body as JSON for the upstream. Bodies are parsed with a fallback that
+    admits integers beyond 64 bits (and NaN/Infinity), which orjson cannot write: those go
+    through the standard library, and what is not valid JSON at all is the caller's 400."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        try:
+            return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        except (ValueError, RecursionError):
+            raise errors.bad_json() from None
+
+
+def json_loads(raw: bytes | str) -> Any:
+    """Parse JSON from a client: orjson, falling back to the standard library for what
+    orjson refuses but JSON allows (integers beyond 64 bits). ``ValueError`` if invalid."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(raw)
+        except RecursionError:  # nesting deeper than the stack
+            raise ValueError("JSON nested too deeply") from None

@@ -13,10 +13,10 @@ import socket
 import sys
 from typing import Any, Final
 
-from byollm_router import guard
+from byollm_router import forbidden, guard
 from byollm_router import main as router_main
 
-SUFFIXES: Final = (".svc", ".svc.cluster.local")
+SUFFIXES: Final = forbidden.IN_CLUSTER_SUFFIXES
 _real_getaddrinfo = socket.getaddrinfo
 _real_resolver = guard.system_resolver
 

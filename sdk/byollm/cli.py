@@ -12,7 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from byollm.client import LLMConfigView
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -32,18 +35,16 @@ class CommandError(Exception):
     """A failure to report as one line on stderr with exit code 1."""
 
 
-def _api_client(kubeconfig: str | None, context: str | None = None) -> Any:
-    from kubernetes import config
+def _connect(args: argparse.Namespace, namespace: str | None = None) -> Any:
+    """(Kube, namespace) from --kubeconfig/--context, $KUBECONFIG or in-cluster."""
+    from byollm.client import LLMConfigError, connect
+    from byollm.kube import Kube
 
     try:
-        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            from kubernetes import client
-
-            return client.ApiClient()
-        return config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
-    except Exception as e:
-        raise CommandError(f"cannot load kubeconfig: {e}") from None
+        api_client, ns = connect(args.kubeconfig, args.context, namespace)
+    except LLMConfigError as e:
+        raise CommandError(str(e)) from None
+    return Kube(api_client, "byollm-cli"), ns
 
 
 # --- seal --------------------------------------------------------------------------
@@ -55,22 +56,20 @@ def _public_key(args: argparse.Namespace) -> bytes:
             return Path(args.public_key).read_bytes()
         except OSError as e:
             raise CommandError(f"cannot read {args.public_key}: {e.strerror}") from None
-    from byollm_operator.client import LLMConfigClient, LLMConfigError
+    from byollm.kube import KubeError, path
 
-    api = _api_client(args.kubeconfig, args.context)
+    kube, _ = _connect(args)
+    where = f"{args.operator_namespace}/{args.configmap}"
     try:
-        sdk = LLMConfigClient(api, args.operator_namespace)
-        cm = sdk._request(
-            "GET",
-            f"/api/v1/namespaces/{args.operator_namespace}/configmaps/{args.configmap}",
-        )
-    except LLMConfigError as e:
-        raise CommandError(
-            f"cannot read the sealing public key ConfigMap "
-            f"{args.operator_namespace}/{args.configmap}: {e}"
-        ) from None
+        cm = kube.get(path("v1", "ConfigMap", args.operator_namespace, args.configmap))
+    except KubeError as e:
+        raise CommandError(f"cannot read the sealing public key ConfigMap {where}: {e}") from None
+    except Exception as e:  # urllib3: refused connection, TLS, timeout
+        raise CommandError(f"cannot reach the API server: {type(e).__name__}") from None
     finally:
-        api.close()
+        kube.api.close()
+    if cm is None:
+        raise CommandError(f"the sealing public key ConfigMap {where} does not exist")
     key = (cm.get("data") or {}).get("publicKey")
     if not key:
         raise CommandError(f"ConfigMap {args.configmap} has no publicKey")
@@ -78,7 +77,7 @@ def _public_key(args: argparse.Namespace) -> bytes:
 
 
 def cmd_seal(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
-    from byollm_operator import sealing
+    from byollm import sealing
 
     pub = _public_key(args)
     try:
@@ -95,12 +94,9 @@ def cmd_seal(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 # --- status ------------------------------------------------------------------------
 
 
-def _status_rows(items: list[dict[str, Any]], wide: bool) -> list[list[str]]:
-    from byollm_operator.client import LLMConfigView
-
+def _status_rows(views: list[LLMConfigView], wide: bool) -> list[list[str]]:
     rows = []
-    for obj in items:
-        v = LLMConfigView.from_object(obj)
+    for v in views:
         ready = v.condition("Ready")
         conds = " ".join(f"{c.type}={c.status}" for c in v.conditions if c.type != "Ready")
         row = [
@@ -131,18 +127,28 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, stdout: TextIO) -> int:
-    from byollm_operator.client import LLMConfigClient, LLMConfigError
+    from byollm import api
+    from byollm.client import LLMConfigError, LLMConfigView
+    from byollm.kube import KubeError, path
 
-    api = _api_client(args.kubeconfig, args.context)
+    kube, namespace = _connect(args, args.namespace)
     try:
-        namespace = args.namespace or _default_namespace(args)
-        sdk = LLMConfigClient(api, namespace)
-        path = "/apis/byollm.io/v1alpha1/llmconfigs" if args.all_namespaces else sdk._path()
-        items = sdk._request("GET", path).get("items", [])
-    except LLMConfigError as e:
+        items = kube.list(
+            path(api.API_VERSION, api.KIND, None if args.all_namespaces else namespace)
+        )
+    except KubeError as e:
         raise CommandError(f"status: {e}") from None
+    except Exception as e:  # urllib3: refused connection, TLS, timeout
+        raise CommandError(f"status: cannot reach the API server: {type(e).__name__}") from None
     finally:
-        api.close()
+        kube.api.close()
+    views = []
+    for obj in items:
+        try:
+            views.append(LLMConfigView.from_object(obj))
+        except LLMConfigError as e:  # stored before a validation rule existed
+            meta = obj.get("metadata") or {}
+            sys.stderr.write(f"{meta.get('namespace')}/{meta.get('name')}: skipped: {e}\n")
     if not items:
         where = "any namespace" if args.all_namespaces else f"namespace {namespace}"
         sys.stderr.write(f"No LLMConfigs found in {where}.\n")
@@ -161,33 +167,28 @@ def cmd_status(args: argparse.Namespace, stdout: TextIO) -> int:
     ]
     if args.output == "wide":
         header += ["ENDPOINT", "MESSAGE"]
-    rows = _status_rows(items, args.output == "wide")
+    rows = _status_rows(views, args.output == "wide")
     stdout.write(_table(header, rows))
     return EXIT_OK if all(r[7] == "True" for r in rows) else EXIT_NOT_READY
-
-
-def _default_namespace(args: argparse.Namespace) -> str:
-    from kubernetes import config
-
-    try:
-        _, active = config.list_kube_config_contexts(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
-        return str(active.get("context", {}).get("namespace") or "default")
-    except Exception:
-        return "default"
 
 
 # --- crd / dev ---------------------------------------------------------------------
 
 
 def cmd_crd(stdout: TextIO) -> int:
-    from byollm_operator.api import crd_yaml
+    from byollm.api import crd_yaml
 
     stdout.write(crd_yaml())
     return EXIT_OK
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from byollm_operator import dev
+    try:
+        from byollm_dev import dev
+    except ImportError:  # the dev tools are not shipped: they need a source checkout
+        raise CommandError(
+            "byollm dev runs from a source checkout of byollm: run hack/dev.sh there"
+        ) from None
 
     return dev.run(
         upstream_url=args.upstream_url,
@@ -290,7 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="environment variable holding the upstream's API key (default: a dummy key)",
     )
-    d.add_argument("--state-dir", help="control plane state (default: a temporary directory)")
+    d.add_argument(
+        "--state-dir",
+        help="control plane state and logs (default: ~/.cache/byollm/dev-state, reused and "
+        "reset on each run)",
+    )
     d.add_argument(
         "-n", "--namespace", default="byollm-dev", help="tenant namespace (default: byollm-dev)"
     )

@@ -3,7 +3,7 @@
 ``crd_manifest()`` turns the models into a structural OpenAPI v3 schema with CEL rules,
 so ``kubectl apply`` of a bad object is refused by the API server with a message naming
 the field. The same rules are mirrored in Python (``LLMConfigSpec`` validators) so the SDK
-and the operator refuse what the API server refuses. Run ``python -m byollm_operator.api``
+and the operator refuse what the API server refuses. Run ``python -m byollm_dev.generate``
 to rewrite the committed CRD copies.
 """
 
@@ -12,17 +12,24 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-import sys
+import unicodedata
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from byollm_router.contract import DEFAULT_BASE_URLS, Category, Mode, ProviderType
-from byollm_router.guard import CLUSTER_HOSTNAMES, LOOPBACK_HOSTNAMES, METADATA_HOSTNAMES
+from byollm_router import forbidden
+from byollm_router.contract import (
+    AZURE_API_VERSION_PATTERN,
+    AZURE_DEPLOYMENT_PATTERN,
+    DEFAULT_AZURE_API_VERSION,
+    DEFAULT_BASE_URLS,
+    Category,
+    Mode,
+    ProviderType,
+)
 
 GROUP: Final = "byollm.io"
 VERSION: Final = "v1alpha1"
@@ -39,43 +46,103 @@ _NAME_RE: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 _MODEL_RE: Final = r"^\S+$"
 _DNS_SUBDOMAIN_RE: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SECRET_KEY_RE: Final = r"^[-._a-zA-Z0-9]+$"
-# Same as byollm_operator.sealing.SEALED_PATTERN (a unit test keeps them equal).
+# Same as byollm.sealing.SEALED_PATTERN (a unit test keeps them equal).
 SEALED_RE: Final = r"^v1\.[0-9a-f]{16}\.[A-Za-z0-9+/]+={0,2}$"
 # A DNS hostname whose last label starts with a letter: refuses numeric/hex IP spellings
 # such as 2130706433, 127.1 or 0x7f.0.0.1 that some resolvers still turn into addresses.
 _HOSTNAME_RE: Final = r"^([a-z0-9_]([-a-z0-9_]*[a-z0-9_])?[.])*[a-z]([-a-z0-9]*[a-z0-9])?[.]?$"
 MAX_URL_LENGTH: Final = 512
 # Hosts that may be reached over plain http: in-cluster Services (self-hosted models).
-IN_CLUSTER_SUFFIXES: Final = (".svc", ".svc.cluster.local")
-# Names the SSRF guard refuses whatever they resolve to (loopback and metadata aliases,
-# the cluster's own API server), each also with the DNS root's trailing dot.
-_GUARD_NAMES: Final = METADATA_HOSTNAMES | LOOPBACK_HOSTNAMES | CLUSTER_HOSTNAMES
-FORBIDDEN_HOSTNAMES: Final = tuple(sorted(_GUARD_NAMES | {n + "." for n in _GUARD_NAMES}))
-# Literal address ranges a baseURL may not name (besides loopback/link-local/unspecified/
-# multicast, which CEL's isGlobalUnicast already refuses).
-FORBIDDEN_CIDRS: Final = (
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",  # CGNAT (also Alibaba's metadata 100.100.100.200)
-    "127.0.0.0/8",
-    "169.254.0.0/16",  # link-local, cloud metadata 169.254.169.254
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "240.0.0.0/4",
-    "fc00::/7",  # unique-local (also AWS's IPv6 metadata fd00:ec2::254)
-    "fe80::/10",
-    "fec0::/10",
-    "::/96",  # IPv4-compatible IPv6 (deprecated): ::127.0.0.1
-    "2001::/32",  # Teredo embeds an IPv4 address
-    "2002::/16",  # 6to4 can embed any IPv4 address
-    "64:ff9b::/96",  # NAT64 likewise
-)
+IN_CLUSTER_SUFFIXES: Final = forbidden.IN_CLUSTER_SUFFIXES
+# Names the SSRF guard refuses whatever they resolve to, and literal address ranges a
+# baseURL may not name (besides what CEL's isGlobalUnicast already refuses): one table.
+FORBIDDEN_HOSTNAMES: Final = forbidden.forbidden_hostnames()
+FORBIDDEN_CIDRS: Final = forbidden.crd_cidrs()
 
 
 def _cel(rule: str, message: str, **extra: str) -> dict[str, Any]:
     return {"rule": rule, "message": message, **extra}
+
+
+def _matching(regex: str, field: str, words: str) -> tuple[AfterValidator, Any]:
+    """Annotated metadata for a string refused unless it matches ``regex``: the message is
+    ``field: words``.
+
+    The CRD gets a CEL rule rather than a ``pattern``: the API server's pattern error shows
+    the regex and repeats the refused value (for a key pasted in the wrong field, the key).
+    A CEL rule's message is only ``words``; Python raises the same words.
+    """
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(words)
+        return value
+
+    rule = _cel(f"self.matches(r'{regex}')", f"{field}: {words}")
+    return AfterValidator(check), Field(json_schema_extra={"x-kubernetes-validations": [rule]})
+
+
+_MODEL_WORDS: Final = "must be a model id without whitespace, e.g. gpt-4o-mini"
+_MODEL_CHECK, _MODEL_RULE = _matching(_MODEL_RE, "spec.provider.defaultModel", _MODEL_WORDS)
+ModelId = Annotated[str, Field(min_length=1, max_length=256), _MODEL_CHECK, _MODEL_RULE]
+_ROUTING_CHECK, _ROUTING_RULE = _matching(_MODEL_RE, "spec.routing.models", _MODEL_WORDS)
+RoutingModelId = Annotated[str, Field(min_length=1, max_length=256), _ROUTING_CHECK, _ROUTING_RULE]
+# Every rule under spec.provider.apiKey sits on an object, not on a string: the API server
+# reports a failed rule on a string field together with the string (a key, if one was
+# pasted there); on an object it reports only the type.
+_SEALED_FIELD: Final = "spec.provider.apiKey.sealed"
+_SEALED_WORDS: Final = (
+    "is not a sealed value (make one with `byollm seal`; a plain key belongs in a Secret "
+    "named by secretKeyRef)"
+)
+_SEALED_CHECK, _ = _matching(SEALED_RE, _SEALED_FIELD, _SEALED_WORDS)
+_REF_FIELD: Final = "spec.provider.apiKey.secretKeyRef"
+_SECRET_NAME_WORDS: Final = (
+    "must be a Secret name: lowercase letters, digits, '-' and '.', starting and ending "
+    "with a letter or digit"
+)
+_SECRET_KEY_WORDS: Final = "must be a Secret data key: letters, digits, '-', '_' and '.' only"
+_SECRET_NAME_CHECK, _ = _matching(_DNS_SUBDOMAIN_RE, f"{_REF_FIELD}.name", _SECRET_NAME_WORDS)
+_SECRET_KEY_CHECK, _ = _matching(_SECRET_KEY_RE, f"{_REF_FIELD}.key", _SECRET_KEY_WORDS)
+_AZURE_CHECK, _AZURE_RULE = _matching(
+    AZURE_API_VERSION_PATTERN,
+    "spec.provider.azure.apiVersion",
+    f"must be an api-version date such as {DEFAULT_AZURE_API_VERSION} or "
+    f"{DEFAULT_AZURE_API_VERSION}-preview",
+)
+
+
+# Endpoint paths a baseURL must stop before (the router appends them).
+ENDPOINT_SUFFIXES: Final = (
+    "/chat/completions",
+    "/completions",
+    "/messages",
+    "/models",
+    "/embeddings",
+    "/responses",
+)
+_ENDPOINT_RE: Final = "(" + "|".join(re.escape(e) for e in ENDPOINT_SUFFIXES) + ")/*$"
+# Whitespace as RE2 (CEL) and Python both read it, Unicode separators included.
+_WHITESPACE_RE: Final = r"[\s\p{Z}]"
+_WHITESPACE_MESSAGE: Final = (
+    "spec.provider.baseURL: must not contain whitespace (a space, tab or newline pasted "
+    "with the URL?)"
+)
+_ENDPOINT_MESSAGE: Final = (
+    "spec.provider.baseURL: must end before the endpoint path: drop the trailing "
+    + ", ".join(ENDPOINT_SUFFIXES)
+    + " (write e.g. https://api.openai.com/v1; the router adds the endpoint)"
+)
+
+
+def _base_url_extra_rules() -> list[Any]:
+    """Rules on ``spec.provider.baseURL`` besides the address rules: no whitespace anywhere,
+    no endpoint path at the end."""
+    return [
+        _cel(f"!self.matches(r'{_WHITESPACE_RE}')", _WHITESPACE_MESSAGE),
+        _cel(f"!self.lowerAscii().matches(r'{_ENDPOINT_RE}')", _ENDPOINT_MESSAGE),
+    ]
 
 
 def _base_url_rules() -> list[Any]:
@@ -118,7 +185,8 @@ def _base_url_rules() -> list[Any]:
         _cel(
             f"!({parsed}) || isIP({h}) || "
             f"({lh}.matches('{_HOSTNAME_RE}') && !({lh} in [{names}]) && "
-            f"!{lh}.endsWith('.localhost') && !{lh}.endsWith('.localhost.'))",
+            f"!{lh}.endsWith('.localhost') && !{lh}.endsWith('.localhost.') && "
+            f"!{lh}.startsWith('{forbidden.CLUSTER_HOSTNAME_PREFIX}'))",
             f"{f}: host must be a DNS name or a plain IP address, not localhost, a metadata or "
             "cluster API server name, or a numeric/hex address spelling",
         ),
@@ -126,26 +194,42 @@ def _base_url_rules() -> list[Any]:
 
 
 class _Model(BaseModel):
+    # hide_input_in_errors: an error's text never repeats a value (it could be a key).
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, use_enum_values=False, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        use_enum_values=False,
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
 
 class SecretKeyRef(_Model):
     """A key in a Secret in the LLMConfig's namespace."""
 
-    name: str = Field(
-        description="Name of the Secret (same namespace as the LLMConfig) holding the API key.",
-        min_length=1,
-        max_length=253,
-        pattern=_DNS_SUBDOMAIN_RE,
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.name.matches(r'{_DNS_SUBDOMAIN_RE}')",
+                    f"{_REF_FIELD}.name: {_SECRET_NAME_WORDS}",
+                ),
+                _cel(
+                    f"self.key.matches(r'{_SECRET_KEY_RE}')",
+                    f"{_REF_FIELD}.key: {_SECRET_KEY_WORDS}",
+                ),
+            ]
+        }
     )
-    key: str = Field(
+
+    name: Annotated[str, _SECRET_NAME_CHECK] = Field(
+        description="Name of the Secret (same namespace as the LLMConfig) holding the API key.",
+        max_length=253,
+    )
+    key: Annotated[str, _SECRET_KEY_CHECK] = Field(
         default="apiKey",
         description="Key within the Secret whose value is the API key. Defaults to apiKey.",
-        min_length=1,
         max_length=253,
-        pattern=_SECRET_KEY_RE,
     )
 
 
@@ -158,7 +242,13 @@ class ApiKeySource(_Model):
                 _cel(
                     "has(self.secretKeyRef) != has(self.sealed)",
                     "spec.provider.apiKey: set exactly one of secretKeyRef or sealed",
-                )
+                ),
+                # On the object, not on the string: the API server reports a failed rule
+                # on a string field with the string's value (the key, if one was pasted).
+                _cel(
+                    f"!has(self.sealed) || self.sealed.matches(r'{SEALED_RE}')",
+                    f"{_SEALED_FIELD}: {_SEALED_WORDS}",
+                ),
             ]
         }
     )
@@ -169,13 +259,13 @@ class ApiKeySource(_Model):
         description="Read the key from a Secret (e.g. made by sealed-secrets or External "
         "Secrets). Rotating the value there rolls the router.",
     )
-    sealed: str | None = Field(
+    # No pattern or minLength here: the API server's messages for those repeat the value,
+    # and a raw key pasted into this field would land in terminals and CI logs.
+    sealed: Annotated[str, _SEALED_CHECK] | None = Field(
         default=None,
         description="The key encrypted to the operator's public key (ConfigMap "
         "byollm-sealing-public-key), bound to this namespace and name; safe to keep in git.",
-        min_length=24,
         max_length=8192,
-        pattern=SEALED_RE,
     )
 
     @model_validator(mode="after")
@@ -188,11 +278,10 @@ class ApiKeySource(_Model):
 class AzureSpec(_Model):
     """Azure OpenAI specifics."""
 
-    api_version: str = Field(
-        default="2024-10-21",
+    api_version: Annotated[str, _AZURE_CHECK, _AZURE_RULE] = Field(
+        default=DEFAULT_AZURE_API_VERSION,
         alias="apiVersion",
         description="Azure OpenAI REST api-version sent with every call.",
-        pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
         max_length=32,
     )
 
@@ -222,7 +311,7 @@ class ProviderSpec(_Model):
         description="Provider wire format and defaults: openai, azure, anthropic, openrouter, "
         "groq, ollama or custom (any OpenAI-compatible endpoint)."
     )
-    base_url: str | None = Field(
+    base_url: ModelId | None = Field(
         default=None,
         alias="baseURL",
         description="Provider base URL ending before /chat/completions (e.g. "
@@ -230,16 +319,13 @@ class ProviderSpec(_Model):
         "Must be https (plain http only for in-cluster *.svc Services) and must not name a "
         "loopback, private, link-local or metadata address.",
         max_length=MAX_URL_LENGTH,
-        json_schema_extra={"x-kubernetes-validations": _base_url_rules()},
+        json_schema_extra={"x-kubernetes-validations": _base_url_rules() + _base_url_extra_rules()},
     )
-    default_model: str | None = Field(
+    default_model: ModelId | None = Field(
         default=None,
         alias="defaultModel",
         description="Model id used when a request names none (required in BYO mode), "
         "e.g. gpt-4o-mini or qwen/qwen3-30b-a3b-instruct.",
-        min_length=1,
-        max_length=256,
-        pattern=_MODEL_RE,
     )
     api_key: ApiKeySource | None = Field(
         default=None,
@@ -268,37 +354,27 @@ class ProviderSpec(_Model):
         return self.base_url or DEFAULT_BASE_URLS[self.type]
 
 
-_model_field = {
-    "min_length": 1,
-    "max_length": 256,
-    "pattern": _MODEL_RE,
-}
-
-
 class RoutingModels(_Model):
     """Which model serves each auto-router category; a missing one falls back to defaultModel."""
 
-    fast: str | None = Field(
-        default=None, description="Low-latency model; also runs the classifier.", **_model_field
-    )  # type: ignore[call-overload]
-    balanced: str | None = Field(
-        default=None, description="General model; the fallback category.", **_model_field
-    )  # type: ignore[call-overload]
-    reasoning: str | None = Field(
-        default=None, description="Model for multi-step reasoning.", **_model_field
-    )  # type: ignore[call-overload]
-    long_context: str | None = Field(
+    fast: RoutingModelId | None = Field(
+        default=None, description="Low-latency model; also runs the classifier."
+    )
+    balanced: RoutingModelId | None = Field(
+        default=None, description="General model; the fallback category."
+    )
+    reasoning: RoutingModelId | None = Field(
+        default=None, description="Model for multi-step reasoning."
+    )
+    long_context: RoutingModelId | None = Field(
         default=None,
         alias="longContext",
         description="Model for long inputs.",
-        **_model_field,
-    )  # type: ignore[call-overload]
-    vision: str | None = Field(
-        default=None, description="Model for requests with image parts.", **_model_field
-    )  # type: ignore[call-overload]
-    code: str | None = Field(
-        default=None, description="Model for programming requests.", **_model_field
-    )  # type: ignore[call-overload]
+    )
+    vision: RoutingModelId | None = Field(
+        default=None, description="Model for requests with image parts."
+    )
+    code: RoutingModelId | None = Field(default=None, description="Model for programming requests.")
 
     def by_category(self) -> dict[Category, str]:
         """Set entries keyed by the contract's Category (the LLM_ROUTING keys)."""
@@ -460,6 +536,17 @@ class AccessSpec(_Model):
     )
 
 
+AZURE_DEPLOYMENT_RULE: Final = (
+    "spec.provider.defaultModel: with provider azure, it and every spec.routing.models entry "
+    "must be a deployment name: 2 to 64 letters, digits, '.', '_' or '-', starting with a "
+    "letter or digit"
+)
+
+
+def _azure_ok(expr: str) -> str:
+    return f"{expr}.matches('{AZURE_DEPLOYMENT_PATTERN}')"
+
+
 _SPEC_RULES: Final[list[Any]] = [
     _cel(
         "self.mode != 'BYO' || has(self.provider)",
@@ -478,6 +565,23 @@ _SPEC_RULES: Final[list[Any]] = [
         "spec.provider.apiKey: required when spec.mode is BYO (secretKeyRef or sealed)",
         fieldPath=".provider.apiKey",
         reason="FieldValueRequired",
+    ),
+    # Azure puts the model in the URL path (/openai/deployments/<model>/...): a name that
+    # is not a deployment name (".", "..", slashes) would walk the path.
+    _cel(
+        "!has(self.provider) || self.provider.type != 'azure' || ("
+        + " && ".join(
+            [f"(!has(self.provider.defaultModel) || {_azure_ok('self.provider.defaultModel')})"]
+            + [
+                f"(!has(self.routing) || !has(self.routing.models) || "
+                f"!has(self.routing.models.{c.value}) || "
+                f"{_azure_ok(f'self.routing.models.{c.value}')})"
+                for c in Category
+            ]
+        )
+        + ")",
+        AZURE_DEPLOYMENT_RULE,
+        fieldPath=".provider.defaultModel",
     ),
 ]
 
@@ -518,6 +622,10 @@ class LLMConfigSpec(_Model):
                 raise ValueError(
                     "spec.provider.apiKey: required when spec.mode is BYO (secretKeyRef or sealed)"
                 )
+        if self.provider is not None and self.provider.type is ProviderType.AZURE:
+            names = [self.provider.default_model, *self.routing.models.by_category().values()]
+            if any(n is not None and not re.match(AZURE_DEPLOYMENT_PATTERN, n) for n in names):
+                raise ValueError(AZURE_DEPLOYMENT_RULE)
         return self
 
     def serving_mode(self) -> Mode:
@@ -532,7 +640,9 @@ class Condition(_Model):
     """A status condition following Kubernetes API conventions."""
 
     type: str = Field(
-        description="Ready, SecretSynced, RouterAvailable or CredentialsValid.", max_length=316
+        description="Ready, Reconciling, Stalled, SecretSynced, RouterAvailable or "
+        "CredentialsValid.",
+        max_length=316,
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase machine-readable cause.", max_length=1024)
@@ -566,7 +676,8 @@ class LLMConfigStatus(_Model):
         default=None,
         alias="apiKeyPrefix",
         max_length=8,
-        description="First 8 characters of the API key, to identify it; never more.",
+        description="First 8 characters of the API key, to identify it (also while active is "
+        "false: the key is kept); never more.",
     )
     endpoint: str | None = Field(
         default=None, description="OpenAI-compatible base URL of the tenant's router."
@@ -579,7 +690,11 @@ class LLMConfigStatus(_Model):
     )
     conditions: list[Condition] | None = Field(
         default=None,
-        description="Ready, SecretSynced, RouterAvailable, CredentialsValid.",
+        description="Ready (serving the current spec), Reconciling (True: still getting there), "
+        "Stalled (True: needs a change by someone: spec, key Secret, key or cluster) - at the "
+        "current generation exactly one of the three is True, as kstatus (Flux) and "
+        "`kubectl wait --for=condition=Ready` expect - and the details SecretSynced, "
+        "RouterAvailable, CredentialsValid.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
 
@@ -601,6 +716,10 @@ class LLMConfig(_Model):
 
 def base_url_problem(url: str) -> str | None:
     """Return why ``url`` is refused as a baseURL (mirrors the CEL rules), or None."""
+    if any(ch.isspace() or unicodedata.category(ch).startswith("Z") for ch in url):
+        return _WHITESPACE_MESSAGE.removeprefix("spec.provider.baseURL: ")
+    if re.search(_ENDPOINT_RE, url.lower()):
+        return _ENDPOINT_MESSAGE.removeprefix("spec.provider.baseURL: ")
     if "@" in url or "?" in url or "#" in url:
         return "must not carry credentials, a query or a fragment"
     try:
@@ -638,6 +757,7 @@ def base_url_problem(url: str) -> str | None:
         not re.match(_HOSTNAME_RE, h)
         or h in FORBIDDEN_HOSTNAMES
         or h.rstrip(".").endswith(".localhost")
+        or h.startswith(forbidden.CLUSTER_HOSTNAME_PREFIX)
     ):
         return "host must be a DNS name or a plain IP address"
     return None
@@ -713,6 +833,9 @@ def crd_manifest() -> dict[str, Any]:
     """The CustomResourceDefinition for LLMConfig, generated from the models."""
     spec_schema = _object_schema(LLMConfigSpec)
     status_schema = _object_schema(LLMConfigStatus)
+    # Served until the operator first writes status: generation 1 vs observed 0 reads as
+    # "in progress" to kstatus (Flux) and Argo CD, not as a finished object without status.
+    status_schema["default"] = {"observedGeneration": 0}
     for name in ("routing", "router", "access"):
         spec_schema["properties"][name]["default"] = {}
     spec_schema["properties"]["routing"]["properties"]["models"]["default"] = {}
@@ -813,28 +936,5 @@ def crd_manifest() -> dict[str, Any]:
 
 def crd_yaml() -> str:
     """The CRD as the YAML committed under crds/ and the chart."""
-    header = "# Generated by `python -m byollm_operator.api` from api.py. Do not edit.\n"
+    header = "# Generated by `python -m byollm_dev.generate` from byollm/api.py. Do not edit.\n"
     return header + yaml.safe_dump(crd_manifest(), sort_keys=False, width=100)
-
-
-CRD_PATHS: Final = (
-    Path("crds") / f"{CRD_NAME}.yaml",
-    Path("charts") / "byollm" / "crds" / f"{CRD_NAME}.yaml",
-)
-
-
-def write_crds(root: Path) -> list[Path]:
-    """Write the generated CRD to every committed location under ``root``."""
-    text = crd_yaml()
-    written = []
-    for rel in CRD_PATHS:
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written
-
-
-if __name__ == "__main__":
-    for p in write_crds(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()):
-        print(p)

@@ -10,7 +10,7 @@ rollouts and conditions behave as in a cluster.
 
 Cluster DNS is the one thing a laptop lacks: the example LLMConfig names its upstream as
 an in-cluster Service (``http://stub.<ns>.svc:PORT/v1`` -- the CRD refuses loopback URLs, as
-it should), so the runner starts routers through :mod:`byollm_operator.devpod`, which
+it should), so the runner starts routers through :mod:`byollm_dev.devpod`, which
 resolves ``*.svc`` names to 127.0.0.1 the way CoreDNS would resolve them to a ClusterIP.
 The router's SSRF guard still checks the address against the operator's allowlist.
 """
@@ -21,10 +21,10 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from byollm_operator import api, controlplane, rbac
-from byollm_operator.client import LLMConfigClient, LLMConfigError
-from byollm_operator.kube import manifest_path
+from byollm import api
+from byollm.client import AlreadyExistsError, Client, LLMConfigError
+from byollm.kube import Kube, KubeError
+from byollm_dev import controlplane, rbac
 
 OPERATOR_NAMESPACE: Final = "byollm-system"
 EXAMPLE_NAME: Final = "demo"
@@ -76,14 +77,6 @@ def _wait_http(
     return False
 
 
-# --- a tiny JSON client over the admin ApiClient ----------------------------------------
-
-
-def apply(sdk: LLMConfigClient, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Server-side apply of an installed object (field manager ``byollm-dev``)."""
-    return sdk._apply(manifest_path(manifest), manifest)
-
-
 # --- the local pod runner ---------------------------------------------------------------
 
 
@@ -108,8 +101,8 @@ class LocalPod:
 class PodRunner:
     """Runs the current pod template of every router Deployment as a local process."""
 
-    def __init__(self, sdk: LLMConfigClient, log_dir: Path, state_file: Path | None) -> None:
-        self.sdk = sdk
+    def __init__(self, kube: Kube, log_dir: Path, state_file: Path | None) -> None:
+        self.kube = kube
         self.log_dir = log_dir
         self.state_file = state_file
         self.pods: dict[tuple[str, str], LocalPod] = {}
@@ -119,7 +112,7 @@ class PodRunner:
         self.lock = threading.Lock()
 
     def _get(self, path: str) -> dict[str, Any]:
-        return self.sdk._request("GET", path)
+        return self.kube.request("GET", path)
 
     def resolve_env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
         """The container's environment as the kubelet would build it (envFrom, then env)."""
@@ -148,7 +141,7 @@ class PodRunner:
         return env
 
     def sync_once(self) -> None:
-        items = self.sdk._request(
+        items = self.kube.request(
             "GET", "/apis/apps/v1/deployments", query=[("labelSelector", ROUTER_SELECTOR)]
         ).get("items", [])
         seen = set()
@@ -163,7 +156,7 @@ class PodRunner:
             )
             try:
                 env = self.resolve_env(meta["namespace"], container)
-            except (LLMConfigError, KeyError):
+            except (KubeError, KeyError):
                 continue  # a Secret not written yet: the kubelet would wait too
             template_key = json.dumps([template, sorted(env.items())], sort_keys=True)
             pod = self.pods.get(key)
@@ -186,7 +179,7 @@ class PodRunner:
         cmd = [
             sys.executable,
             "-m",
-            "byollm_operator.devpod",
+            "byollm_dev.devpod",
             "--host",
             "127.0.0.1",
             "--port",
@@ -266,11 +259,23 @@ def _config_hash(template_key: str) -> str | None:
 # --- the stack --------------------------------------------------------------------------
 
 
+def default_state_dir() -> Path:
+    """Where ``byollm dev`` keeps its control plane and logs unless told otherwise."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "byollm" / "dev-state"
+
+
 class DevStack:
     """Everything ``byollm dev`` starts, stopped in reverse order."""
 
     def __init__(self, state_dir: Path | None) -> None:
-        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="byollm-dev-"))
+        if state_dir is None:
+            # One directory, reused: a stable KUBECONFIG path, nothing piling up in /tmp.
+            # The previous run's cluster is discarded (the example is re-applied).
+            state_dir = default_state_dir()
+            shutil.rmtree(state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.cp: controlplane.ControlPlane | None = None
         self.runner: PodRunner | None = None
@@ -286,7 +291,7 @@ class DevStack:
         self.procs.append((name, proc))
         return proc
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 1.0) -> None:
         """SIGTERM every process at once, SIGKILL what is left after ``grace`` seconds."""
         procs = self.runner.shutdown() if self.runner is not None else []
         procs += [proc for _, proc in reversed(self.procs)]
@@ -303,30 +308,30 @@ class DevStack:
         if self.api is not None:
             self.api.close()
         if self.cp is not None:
-            self.cp.stop()
+            self.cp.stop(grace=grace)  # a dev cluster: its state is discarded next run
 
 
-def _install(sdk: LLMConfigClient) -> None:
-    apply(sdk, api.crd_manifest())
+def _install(kube: Kube) -> None:
+    kube.apply(api.crd_manifest())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        crd = sdk._request(
+        crd = kube.request(
             "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}"
         )
         conds = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
         if conds.get("Established") == "True":
-            with contextlib.suppress(LLMConfigError):  # discovery can lag Established
-                sdk._request("GET", f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}")
+            with contextlib.suppress(KubeError):  # discovery can lag Established
+                kube.request("GET", f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}")
                 break
         time.sleep(0.2)
-    apply(sdk, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}})
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}})
     subject = {
         "kind": "User",
         "name": controlplane.OPERATOR_USER,
         "apiGroup": "rbac.authorization.k8s.io",
     }
     for manifest in rbac.manifests(namespace=OPERATOR_NAMESPACE, subject=subject):
-        apply(sdk, manifest)
+        kube.apply(manifest)
 
 
 def run(
@@ -351,7 +356,7 @@ def run(
     except controlplane.ControlPlaneUnavailable as e:
         _log(f"cannot start the control plane: {e}")
         return 1
-    except (LLMConfigError, RuntimeError, OSError) as e:
+    except (LLMConfigError, KubeError, RuntimeError, OSError) as e:
         _log(f"failed: {e}")
         return 1
     finally:
@@ -374,14 +379,14 @@ def _run(
 ) -> int:
     from kubernetes import config
 
-    _log("starting the local control plane (the first run builds it from Go modules) ...")
+    _log(f"starting the local control plane (state in {stack.state_dir}) ...")
     stack.cp = cp = controlplane.start(
         state_dir=stack.state_dir / "controlplane", progress=sys.stderr
     )
     _log(f"control plane up in {cp.startup_seconds:.1f}s at {cp.server}; logs in {cp.log_dir}")
     stack.api = config.new_client_from_config(config_file=str(cp.kubeconfig))  # type: ignore[no-untyped-call]
-    sdk = LLMConfigClient(stack.api, namespace, field_manager="byollm-dev")
-    _install(sdk)
+    kube = Kube(stack.api, "byollm-dev")
+    _install(kube)
     _log(f"CRD {api.CRD_NAME} installed; RBAC for user {controlplane.OPERATOR_USER} applied")
 
     stub_host = f"stub.{namespace}.svc"
@@ -442,8 +447,7 @@ def _run(
         f"log {cp.log_dir}/operator.log"
     )
 
-    runner_sdk = LLMConfigClient(stack.api, namespace)
-    stack.runner = runner = PodRunner(runner_sdk, cp.log_dir, stack.state_dir / "routers.json")
+    stack.runner = runner = PodRunner(kube, cp.log_dir, stack.state_dir / "routers.json")
     threading.Thread(target=runner.run, daemon=True, name="pod-runner").start()
     _log("local pod runner watching router Deployments")
 
@@ -456,7 +460,10 @@ def _run(
         "managedUpstream": managed_url,
     }
     if example:
-        info.update(_apply_example(stack, sdk, namespace, upstream_url, model, api_key, stopping))
+        sdk = Client(namespace, api_client=stack.api)
+        info.update(
+            _apply_example(stack, kube, sdk, namespace, upstream_url, model, api_key, stopping)
+        )
     _print_usage(cp, info, example)
     if ready_file is not None:
         tmp = ready_file.with_suffix(".tmp")
@@ -471,7 +478,8 @@ def _run(
 
 def _apply_example(
     stack: DevStack,
-    sdk: LLMConfigClient,
+    kube: Kube,
+    sdk: Client,
     namespace: str,
     upstream_url: str,
     model: str | None,
@@ -479,14 +487,17 @@ def _apply_example(
     stopping: threading.Event,
 ) -> dict[str, Any]:
     assert stack.runner is not None
-    apply(sdk, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    sdk.set(
-        EXAMPLE_NAME,
-        provider="custom",
-        base_url=upstream_url,
-        default_model=model or STUB_MODEL,
-        api_key=api_key or os.environ.get("BYOLLM_DEV_API_KEY") or DEV_KEY,
-    )
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    fields: dict[str, Any] = {
+        "provider": "custom",
+        "base_url": upstream_url,
+        "default_model": model or STUB_MODEL,
+        "api_key": api_key or os.environ.get("BYOLLM_DEV_API_KEY") or DEV_KEY,
+    }
+    try:
+        sdk.create(EXAMPLE_NAME, **fields)
+    except AlreadyExistsError:  # a kept state directory: bring the example up to date
+        sdk.update(EXAMPLE_NAME, mode="BYO", active=True, **fields)
     _log(f"applied LLMConfig {namespace}/{EXAMPLE_NAME} (BYO, custom -> {upstream_url})")
     deadline = time.monotonic() + 90
     view = None
@@ -499,7 +510,7 @@ def _apply_example(
     else:
         cond = view.condition("Ready") if view else None
         raise RuntimeError(f"example LLMConfig not Ready in time: {cond}")
-    token_secret = sdk._request(
+    token_secret = kube.request(
         "GET", f"/api/v1/namespaces/{namespace}/secrets/{EXAMPLE_NAME}-router-token"
     )
     token = base64.b64decode(token_secret["data"]["token"]).decode()
@@ -510,6 +521,14 @@ def _apply_example(
         "token": token,
         "model": view.model,
     }
+
+
+def _venv_python() -> str:
+    """The interpreter running byollm dev, short when it is the clone's .venv."""
+    exe = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        return str(exe.relative_to(Path.cwd()))
+    return str(exe)
 
 
 def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: bool) -> None:
@@ -536,7 +555,8 @@ def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: b
             "    -H 'Content-Type: application/json' \\",
             '    -d \'{"messages": [{"role": "user", "content": "Hello"}]}\'',
             "",
-            "  python -c 'import openai; print(openai.OpenAI().chat.completions.create(",
+            "  # the project's venv has openai (elsewhere: pip install openai)",
+            f"  {_venv_python()} -c 'import openai; print(openai.OpenAI().chat.completions.create(",
             f'    model="{info["model"]}", messages=[{{"role": "user", "content": "Hello"}}]'
             ").choices[0].message.content)'",
             "",
@@ -546,6 +566,14 @@ def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: b
             f"  kubectl -n {info['namespace']} patch llmc {info['name']} --type merge "
             '-p \'{"spec": {"active": false}}\'   # serve Managed',
         ]
-    lines += ["", f"Logs: {info['logDir']}", bar]
+    lines += [
+        "",
+        "Each tenant's router runs on this machine; its local URL (status.endpoint is the",
+        f"in-cluster one) is logged above and kept in {info['routersFile']}",
+        '  ({"<namespace>/<name>-router": {"endpoint", "pid", "restarts", "configHash"}}).',
+        "",
+        f"Logs: {info['logDir']}",
+        bar,
+    ]
     out.write("\n".join(lines) + "\n")
     out.flush()

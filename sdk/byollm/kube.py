@@ -1,4 +1,5 @@
-"""A small raw-JSON Kubernetes client: GET, server-side apply (with dry-run), patches.
+"""The one Kubernetes layer of byollm (operator, SDK, CLI, tools): raw JSON over the
+official client's ApiClient: GET, list, server-side apply (with dry-run), patches.
 
 The generated kubernetes models are bypassed on purpose: apply bodies and comparisons
 work on the plain dicts the builders produce, exactly as the API server stores them.
@@ -13,8 +14,6 @@ import threading
 from typing import Any, Final
 
 from kubernetes import client
-
-from byollm_operator.builders import FIELD_MANAGER
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +40,19 @@ _PLURALS: Final = {
 class KubeError(Exception):
     """An API error; the message carries the server's status text, never a request body."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        causes: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
+        self.message = message
+        # (field, message) pairs of an Invalid answer (status.details.causes)
+        self.causes = causes or []
 
 
 def path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
@@ -65,8 +73,9 @@ def manifest_path(manifest: dict[str, Any]) -> str:
 class Kube:
     """Thin JSON helper over one ApiClient (thread-safe for concurrent requests)."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, field_manager: str) -> None:
         self.api = api
+        self.field_manager = field_manager
         # path -> (hash of the manifest we applied, resourceVersion it left): lets
         # apply_if_changed skip the dry-run when neither side moved since.
         self._verified: dict[str, tuple[str, str]] = {}
@@ -99,7 +108,16 @@ class Kube:
         status = int(resp.status)
         payload: dict[str, Any] = json.loads(resp.data) if resp.data else {}
         if status >= 400:
-            raise KubeError(status, str(payload.get("reason", "")), str(payload.get("message", "")))
+            causes = [
+                (str(c.get("field", "")), str(c.get("message", "")))
+                for c in (payload.get("details") or {}).get("causes") or []
+            ]
+            raise KubeError(
+                status,
+                str(payload.get("reason", "")),
+                str(payload.get("message", "")),
+                causes,
+            )
         if method in ("POST", "PATCH", "PUT") and not any(k == "dryRun" for k, _ in query or []):
             meta = payload.get("metadata") or {}
             if meta.get("resourceVersion") and meta.get("name"):
@@ -130,10 +148,10 @@ class Kube:
         manifest: dict[str, Any],
         *,
         dry_run: bool = False,
-        field_manager: str = FIELD_MANAGER,
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
-        """Server-side apply (the operator's one field manager by default), forcing ownership."""
-        query = [("fieldManager", field_manager), ("force", "true")]
+        """Server-side apply (this client's field manager by default), forcing ownership."""
+        query = [("fieldManager", field_manager or self.field_manager), ("force", "true")]
         if dry_run:
             query.append(("dryRun", "All"))
         return self.request(
@@ -181,7 +199,7 @@ class Kube:
             "POST",
             path(manifest["apiVersion"], manifest["kind"], meta["namespace"]),
             body=manifest,
-            query=[("fieldManager", FIELD_MANAGER)],
+            query=[("fieldManager", self.field_manager)],
         )
 
     def json_patch(self, resource_path: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,7 +207,7 @@ class Kube:
             "PATCH",
             resource_path,
             body=ops,
-            query=[("fieldManager", FIELD_MANAGER)],
+            query=[("fieldManager", self.field_manager)],
             content_type="application/json-patch+json",
         )
 
@@ -198,7 +216,7 @@ class Kube:
             "PATCH",
             resource_path,
             body=patch,
-            query=[("fieldManager", FIELD_MANAGER)],
+            query=[("fieldManager", self.field_manager)],
             content_type="application/merge-patch+json",
         )
 

@@ -64,7 +64,12 @@ def ensure_binaries(progress: IO[str] | None = None) -> BuildResult:
     if not BUILD_SCRIPT.is_file():
         raise ControlPlaneUnavailable(f"{BUILD_SCRIPT} not found (run from a byollm clone)")
     if shutil.which("go") is None:
-        raise ControlPlaneUnavailable("no Go toolchain on PATH to build the control plane")
+        raise ControlPlaneUnavailable(
+            "no Go toolchain on PATH to build the control plane: install Go, or set "
+            "KUBEBUILDER_ASSETS to a folder with etcd, kube-apiserver, kube-controller-manager, "
+            "kube-scheduler and kwok (setup-envtest), or for the tests set "
+            "BYOLLM_TEST_KUBECONFIG to an existing cluster's kubeconfig"
+        )
     start = time.monotonic()
     proc = subprocess.run(
         ["bash", str(BUILD_SCRIPT)],
@@ -161,13 +166,13 @@ class ControlPlane:
                     f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
                 )
 
-    def stop(self) -> None:
-        """Stop every component, newest first: SIGTERM, then SIGKILL after a grace period."""
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop every component, newest first: SIGTERM, then SIGKILL after ``grace`` s."""
         for _, proc in reversed(list(self._procs.items())):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + grace
         for proc in self._procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -381,7 +386,7 @@ def _start_components(cp: ControlPlane, nodes: int) -> None:
             "--service-cluster-ip-range=10.96.0.0/16",
             "--authorization-mode=RBAC",
             f"--token-auth-file={state / 'tokens.csv'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--encryption-provider-config={state / 'encryption.yaml'}",
@@ -475,7 +480,7 @@ def _audit_policy(state: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m byollm_operator.controlplane``: start, print the kubeconfig, wait for Ctrl-C."""
+    """``python -m byollm_dev.controlplane``: start, print the kubeconfig, wait for Ctrl-C."""
     logging.basicConfig(level=logging.INFO)
     cp = start(progress=sys.stderr)
     print(f"control plane up in {cp.startup_seconds:.1f}s; KUBECONFIG={cp.kubeconfig}")

@@ -7,7 +7,7 @@ a Secret it creates once, can open it. The format::
     v1.<key-id>.<base64(ephemeral_public[32] || nonce[12] || AES-256-GCM ciphertext+tag)>
 
 * ECDH (ephemeral-static X25519) -> HKDF-SHA256 -> AES-256-GCM: a fresh key per value,
-  authenticated encryption (seed 001: AES-256 at rest).
+  authenticated encryption (AES-256 at rest).
 * ``namespace/name`` of the LLMConfig is in both the HKDF info and the GCM associated
   data, so a sealed value copied to another tenant's LLMConfig fails to open.
 * ``key-id`` is a fingerprint of the recipient public key, in clear, so the operator can
@@ -299,13 +299,13 @@ class KeyRing:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m byollm_operator.sealing {ids,rotate,retire KEY_ID...}``: PEM bundle on
+    """``python -m byollm.sealing {ids,rotate,retire KEY_ID...}``: PEM bundle on
     stdin (the Secret's ``private-keys.pem``), new bundle or key ids on stdout. Lets an
     admin rotate the sealing key with kubectl, without the key touching disk."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m byollm_operator.sealing")
+    parser = argparse.ArgumentParser(prog="python -m byollm.sealing")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("ids", help="print the key ids, newest (the published one) first")
     sub.add_parser("rotate", help="prepend a new key; old values still open")

@@ -1,23 +1,18 @@
-"""The LLMConfig field reference in Markdown, rendered from the generated CRD.
-
-One source: the descriptions `kubectl explain` shows are the ones in the README. Rewrite
-the README section with ``python -m byollm_operator.reference --write-readme``; a unit test
-fails when it is stale.
+"""The LLMConfig field reference in Markdown (``docs/reference.md``), rendered from the
+generated CRD: the descriptions ``kubectl explain`` shows are the ones in the docs.
+``python -m byollm_dev.generate`` rewrites it; a unit test fails when it is stale.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from byollm_operator import api
+from byollm import api
 
-BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
-README = Path(__file__).resolve().parents[2] / "README.md"
+PATH: Final = Path("docs") / "reference.md"
 
 
 def _type(node: dict[str, Any]) -> str:
@@ -85,24 +80,12 @@ def _walk_rules(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _walk_rules(node["items"])
 
 
-def readme_with_reference(readme: str) -> str:
-    """``readme`` with the section between the markers replaced by :func:`render`."""
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(readme):
-        raise ValueError(f"README has no {BEGIN} ... {END} section")
-    return pattern.sub(lambda _: f"{BEGIN}\n{render()}\n{END}", readme)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write-readme", action="store_true", help="rewrite README.md")
-    args = parser.parse_args(argv)
-    if args.write_readme:
-        README.write_text(readme_with_reference(README.read_text()))
-    else:
-        print(render())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def document() -> str:
+    """The whole docs/reference.md."""
+    return (
+        "# LLMConfig reference\n\n"
+        "Generated from the CRD by `python -m byollm_dev.generate` (a test fails when it is "
+        "stale); `kubectl explain llmconfig.spec` shows the same descriptions.\n\n"
+        + render()
+        + "\n"
+    )

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from byollm_operator import controlplane
-from byollm_operator.controlplane import ControlPlane, free_port
+from byollm_dev import controlplane
+from byollm_dev.controlplane import ControlPlane, free_port
 
 log = logging.getLogger(__name__)
 
@@ -1012,7 +1012,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m byollm_operator.realnode``: a control plane and a real node on this
+    """``python -m byollm_dev.realnode``: a control plane and a real node on this
     machine, until Ctrl-C; prints the kubeconfig and the images to use."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if os.geteuid() != 0:

@@ -1,0 +1,16 @@
+"""Print a test's figures (examples generated, statuses seen, RSS, latency) past pytest's
+output capture, so they appear in every run's output, not only on failure."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def print_figure(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n" + line)
+    else:  # pragma: no cover - run without the terminal plugin
+        print(line)
