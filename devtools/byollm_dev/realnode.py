@@ -1,6 +1,6 @@
 """A real Kubernetes node on this machine, for tests and ``byollm dev --real-node``.
 
-Next to the control plane of :mod:`byollm_operator.controlplane` this starts containerd
+Next to the control plane of :mod:`byollm_dev.controlplane` this starts containerd
 (+ runc, CNI bridge) from Debian packages, a kubelet and kube-proxy built from the same Go
 wrapper module, kube-router in firewall mode (NetworkPolicy) and CoreDNS (cluster DNS), so
 router pods run from their real images, and a NetworkPolicy is enforced with packets.

@@ -40,9 +40,9 @@ from operator_helpers import (
     wait_ready,
 )
 
-from byollm_dev import controlplane, realnode
-from byollm_operator import api, rbac
-from byollm_operator.kube import Kube
+from byollm import api
+from byollm.kube import Kube
+from byollm_dev import controlplane, generate, rbac, realnode
 
 _STATE: dict[str, Any] = {"unavailable": None, "node": None, "cp": None}
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,7 +200,7 @@ def platform(real_node: realnode.RealNode) -> Iterator[Platform]:
     cp = real_node.cp
     api_client = config.new_client_from_config(config_file=str(cp.kubeconfig))
     kube = Kube(api_client)
-    crd = yaml.safe_load((ROOT / api.CRD_PATHS[0]).read_text())
+    crd = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
     h.namespace(kube, OPERATOR_NS)
     h.namespace(kube, h.PROVIDER_NS)
     for doc in [

@@ -13,7 +13,7 @@ from typing import Any
 
 from operator_helpers import wait_for
 
-from byollm_operator.kube import Kube, KubeError, path
+from byollm.kube import Kube, KubeError, path
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB_SOURCE = ROOT / "tests" / "stubs" / "provider.py"

@@ -7,8 +7,8 @@ import subprocess
 import realnode_helpers as h
 from operator_helpers import OPERATOR_NS, llmc_path, patch_spec, wait_for, wait_ready
 
+from byollm.kube import path
 from byollm_dev import realnode
-from byollm_operator.kube import path
 
 BLOCKED = {"refused", "timeout"}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import realnode_helpers as h
 from operator_helpers import create_llmc, wait_ready
 
-from byollm_operator.kube import path
+from byollm.kube import path
 
 
 def test_router_pod_ready_and_chat_through_service(platform) -> None:

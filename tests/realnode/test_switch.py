@@ -13,7 +13,7 @@ from typing import Any
 import realnode_helpers as h
 from operator_helpers import llmc_path, patch_spec, wait_for
 
-from byollm_operator.kube import path
+from byollm.kube import path
 from byollm_router import contract
 
 # A bounded client loop (the official SDK, no retries): requests without pause, one JSON
