@@ -199,7 +199,7 @@ def platform(real_node: realnode.RealNode) -> Iterator[Platform]:
 
     cp = real_node.cp
     api_client = config.new_client_from_config(config_file=str(cp.kubeconfig))
-    kube = Kube(api_client)
+    kube = Kube(api_client, "byollm-realnode-tests")
     crd = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
     h.namespace(kube, OPERATOR_NS)
     h.namespace(kube, h.PROVIDER_NS)
