@@ -170,6 +170,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.event_name_prefix = f"{REPORTING_COMPONENT}-"
     settings.scanning.disabled = True  # no CRD watching: needs no cluster-wide CRD access
     settings.watching.server_timeout = 300
+    # Secrets: only tenant key Secrets (byollm.io/llm-key=true) and our own children
+    # (=operator) ever reach this process; the API server filters the rest.
+    settings.watching.label_selectors["v1", "secrets"] = contract.LLM_KEY_LABEL
     settings.networking.request_timeout = 60
     # No cap on per-object workers: kopf keeps an idle worker 5 s, so a cap of 8 admitted
     # only ~1.6 new objects/s per kind (bench: 100 LLMConfigs took 70 s to reconcile).
