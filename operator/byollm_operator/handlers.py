@@ -255,7 +255,10 @@ async def key_secret_event(
 
 
 @kopf.on.event("v1", "secrets", labels=CHILD_LABELS)
-async def child_secret_event(
+@kopf.on.event("v1", "services", labels=CHILD_LABELS)
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
+async def child_event(
     type: str,
     namespace: str | None,
     labels: kopf.Labels,
@@ -263,12 +266,7 @@ async def child_secret_event(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    await _child_event(type, namespace, labels, memo, body)
-
-
-async def _child_event(
-    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, body: kopf.Body
-) -> None:
+    """A child changed: put back edits and deletions, follow the Deployment's rollout."""
     parent = labels.get(builders.LABEL_CONFIG)
     if not type or not parent or namespace is None:
         return
@@ -276,39 +274,3 @@ async def _child_event(
     if type != "DELETED" and _echo(rec, body):  # our own apply coming back
         return
     await _reconcile_async(rec, namespace, parent)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
-async def deployment_event(
-    type: str,
-    namespace: str | None,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _child_event(type, namespace, labels, memo, body)
-
-
-@kopf.on.event("v1", "services", labels=CHILD_LABELS)
-async def service_event(
-    type: str,
-    namespace: str | None,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _child_event(type, namespace, labels, memo, body)
-
-
-@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
-async def networkpolicy_event(
-    type: str,
-    namespace: str | None,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _child_event(type, namespace, labels, memo, body)
