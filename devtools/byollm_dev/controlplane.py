@@ -465,7 +465,8 @@ def _start_components(cp: ControlPlane, nodes: int) -> None:
 
 
 def _audit_policy(state: Path) -> Path:
-    """Log metadata of every write: the zero-writes-on-idle benchmark and tests count these."""
+    """Log metadata of every write (the zero-writes-on-idle benchmark and tests count these)
+    and of every list/watch of Secrets (tests check which Secrets the operator asks for)."""
     path = state / "audit-policy.yaml"
     path.write_text(
         "apiVersion: audit.k8s.io/v1\n"
@@ -474,6 +475,9 @@ def _audit_policy(state: Path) -> Path:
         "rules:\n"
         "  - level: Metadata\n"
         "    verbs: [create, update, patch, delete, deletecollection]\n"
+        "  - level: Metadata\n"
+        "    verbs: [list, watch]\n"
+        '    resources: [{group: "", resources: [secrets]}]\n'
         "  - level: None\n"
     )
     return path

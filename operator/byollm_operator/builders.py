@@ -206,12 +206,21 @@ def _b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
+def _secret_meta(owner: Owner, name: str, component: str) -> dict[str, Any]:
+    """A child Secret's metadata: also labelled so the operator's Secret watch (a
+    server-side selector on ``byollm.io/llm-key``) sees it, with a value that does not opt
+    it in as a key source."""
+    meta = _meta(owner, name, component)
+    meta["labels"] = {**meta["labels"], contract.LLM_KEY_LABEL: contract.LLM_KEY_LABEL_OPERATOR}
+    return meta
+
+
 def llm_secret(owner: Owner, env: dict[str, str]) -> dict[str, Any]:
     """The ``<name>-llm`` Secret: the router's whole config, read with envFrom."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(owner, llm_secret_name(owner.name), "config"),
+        "metadata": _secret_meta(owner, llm_secret_name(owner.name), "config"),
         "type": "Opaque",
         "data": {k: _b64(v) for k, v in sorted(env.items())},
     }
@@ -227,7 +236,7 @@ def token_secret(owner: Owner, token: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(owner, token_secret_name(owner.name), "token"),
+        "metadata": _secret_meta(owner, token_secret_name(owner.name), "token"),
         "type": "Opaque",
         "data": {TOKEN_KEY: _b64(token)},
     }

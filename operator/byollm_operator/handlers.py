@@ -170,6 +170,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.event_name_prefix = f"{REPORTING_COMPONENT}-"
     settings.scanning.disabled = True  # no CRD watching: needs no cluster-wide CRD access
     settings.watching.server_timeout = 300
+    # Secrets: only tenant key Secrets (byollm.io/llm-key=true) and our own children
+    # (=operator) ever reach this process; the API server filters the rest.
+    settings.watching.label_selectors["v1", "secrets"] = contract.LLM_KEY_LABEL
     settings.networking.request_timeout = 60
     # No cap on per-object workers: kopf keeps an idle worker 5 s, so a cap of 8 admitted
     # only ~1.6 new objects/s per kind (bench: 100 LLMConfigs took 70 s to reconcile).
@@ -252,7 +255,10 @@ async def key_secret_event(
 
 
 @kopf.on.event("v1", "secrets", labels=CHILD_LABELS)
-async def child_secret_event(
+@kopf.on.event("v1", "services", labels=CHILD_LABELS)
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
+async def child_event(
     type: str,
     namespace: str | None,
     labels: kopf.Labels,
@@ -260,12 +266,7 @@ async def child_secret_event(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    await _child_event(type, namespace, labels, memo, body)
-
-
-async def _child_event(
-    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, body: kopf.Body
-) -> None:
+    """A child changed: put back edits and deletions, follow the Deployment's rollout."""
     parent = labels.get(builders.LABEL_CONFIG)
     if not type or not parent or namespace is None:
         return
@@ -273,39 +274,3 @@ async def _child_event(
     if type != "DELETED" and _echo(rec, body):  # our own apply coming back
         return
     await _reconcile_async(rec, namespace, parent)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
-async def deployment_event(
-    type: str,
-    namespace: str | None,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _child_event(type, namespace, labels, memo, body)
-
-
-@kopf.on.event("v1", "services", labels=CHILD_LABELS)
-async def service_event(
-    type: str,
-    namespace: str | None,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _child_event(type, namespace, labels, memo, body)
-
-
-@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
-async def networkpolicy_event(
-    type: str,
-    namespace: str | None,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _child_event(type, namespace, labels, memo, body)

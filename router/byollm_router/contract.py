@@ -88,6 +88,11 @@ ROUTER_PORT: Final = 8080
 # The operator reads a tenant's key only from a Secret carrying this label with value
 # "true": naming a Secret in an LLMConfig is not enough to have it sent to a provider.
 LLM_KEY_LABEL: Final = "byollm.io/llm-key"
+# The operator's own Secrets (router config, router token) carry the same label with this
+# value: the operator then watches Secrets with a server-side selector on the label's
+# presence and never receives any other Secret of the cluster. Only "true" opts a Secret
+# in as a key source, so a child Secret can never be named as one.
+LLM_KEY_LABEL_OPERATOR: Final = "operator"
 
 # --- provider wire constants both sides need ---------------------------------------------
 DEFAULT_AZURE_API_VERSION: Final = "2024-10-21"  # GA api-version used when none is given

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import base64
+import json
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +98,31 @@ def test_custom_endpoint_credentials_not_verifiable(
     obj = wait_ready(kube, ns, name)
     creds = condition(obj, "CredentialsValid")
     assert (creds["status"], creds["reason"]) == ("Unknown", "NotVerifiable"), creds
+
+
+def test_operator_lists_and_watches_only_labelled_secrets(
+    control_plane: Any, kube: Kube, running_operator: Any, namespace: str
+) -> None:
+    """The API server filters Secrets for the operator: its list and watch requests carry a
+    selector on byollm.io/llm-key, so no other Secret of the cluster reaches it."""
+    key_secret(kube, namespace, "k", CANARY)  # some Secret traffic while it runs
+    user = "byollm-operator"
+
+    def requests() -> list[str] | None:
+        uris = []
+        for line in (Path(control_plane.log_dir) / "audit.log").read_text().splitlines():
+            ev = json.loads(line)
+            ref = ev.get("objectRef") or {}
+            if (
+                ev.get("user", {}).get("username") == user
+                and ev.get("verb") in ("list", "watch")
+                and ref.get("resource") == "secrets"
+            ):
+                uris.append(ev["requestURI"])
+        return uris or None
+
+    uris = wait_for("the operator's Secret list/watch in the audit log", requests, timeout=30)
+    selectors = [
+        urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query).get("labelSelector") for uri in uris
+    ]
+    assert selectors == [[contract.LLM_KEY_LABEL]] * len(uris), uris

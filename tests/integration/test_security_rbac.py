@@ -256,9 +256,9 @@ def test_operator_rbac_table(control_plane: Any, crd: Any, kube: Kube) -> None:
         "What the operator does with that access is narrower than RBAC: it reads a key only "
         'from a Secret labelled `byollm.io/llm-key: "true"` (an LLMConfig naming any other '
         "Secret gets `SecretSynced=False`, reason `SecretNotOptedIn`, and the Secret's data is "
-        "never read), and only opted-in key Secrets and its own children trigger reconciles. "
-        "The watch itself still receives every Secret event: kopf filters labels on the "
-        "client side.",
+        "never read), and its list and watch of Secrets carry a label selector on "
+        "`byollm.io/llm-key` (its own child Secrets carry it with the value `operator`), so "
+        "the API server sends it no other Secret of the cluster.",
         "",
     ]
     table = "\n".join(lines)
