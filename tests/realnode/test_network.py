@@ -115,17 +115,18 @@ def test_network_safety_net(platform) -> None:
     assert "default" not in routes, routes
     assert realnode.SERVICE_CIDR in routes
     off_bridge = "203.0.113.7"  # TEST-NET-3: documentation only, never a real host
-    # A counting DROP behind the guard, and one in OUTPUT: they must stay at zero.
-    subprocess.run(["iptables", "-w", "-N", "BYOLLM-TEST-LEAK"], check=True)
+    # A counting DROP behind the guard, and one in OUTPUT: they must stay at zero. They live
+    # in the mangle table, which kube-router's periodic rewrite of the filter table leaves
+    # alone (a chain of ours in filter can vanish between two iptables calls).
+    leak = ["iptables", "-w", "-t", "mangle"]
+    subprocess.run([*leak, "-N", "BYOLLM-TEST-LEAK"], check=True)
     try:
         subprocess.run(
-            ["iptables", "-w", "-A", "BYOLLM-TEST-LEAK", "-d", off_bridge, "-j", "DROP"],
+            [*leak, "-A", "BYOLLM-TEST-LEAK", "-d", off_bridge, "-j", "DROP"],
             check=True,
         )
-        subprocess.run(
-            ["iptables", "-w", "-I", "FORWARD", "2", "-j", "BYOLLM-TEST-LEAK"], check=True
-        )
-        subprocess.run(["iptables", "-w", "-A", "OUTPUT", "-j", "BYOLLM-TEST-LEAK"], check=True)
+        subprocess.run([*leak, "-I", "FORWARD", "1", "-j", "BYOLLM-TEST-LEAK"], check=True)
+        subprocess.run([*leak, "-A", "OUTPUT", "-j", "BYOLLM-TEST-LEAK"], check=True)
         guard_before = _counter(realnode.GUARD_CHAIN, "-i", "DROP", table="raw")
         assert h.tcp_probe(pid, [(off_bridge, 443)]) == {f"{off_bridge}:443": "unreachable"}
         # Force a default route via the bridge (as a compromised pod with NET_ADMIN could).
@@ -148,19 +149,23 @@ def test_network_safety_net(platform) -> None:
             f"{off_bridge}:443": "timeout"
         }
         assert _counter(realnode.GUARD_CHAIN, "-i", "DROP", table="raw") > guard_before
-        assert _counter("BYOLLM-TEST-LEAK", "DROP") == 0
+        assert _counter("BYOLLM-TEST-LEAK", "DROP", table="mangle") == 0
         # An unmatched service address stays on the bridge too (never the default route).
         unmatched = "10.96.255.254"
         assert h.tcp_probe(pid, [(unmatched, 80)], timeout=1.5) == {f"{unmatched}:80": "timeout"}
-        wait_for("no leak", lambda: _counter("BYOLLM-TEST-LEAK", "DROP") == 0, timeout=1)
+        wait_for(
+            "no leak",
+            lambda: _counter("BYOLLM-TEST-LEAK", "DROP", table="mangle") == 0,
+            timeout=1,
+        )
     finally:
         subprocess.run(
             ["nsenter", "-t", str(pid), "-n", "ip", "route", "del", "default"], check=False
         )
-        subprocess.run(["iptables", "-w", "-D", "FORWARD", "-j", "BYOLLM-TEST-LEAK"], check=False)
-        subprocess.run(["iptables", "-w", "-D", "OUTPUT", "-j", "BYOLLM-TEST-LEAK"], check=False)
-        subprocess.run(["iptables", "-w", "-F", "BYOLLM-TEST-LEAK"], check=False)
-        subprocess.run(["iptables", "-w", "-X", "BYOLLM-TEST-LEAK"], check=False)
+        subprocess.run([*leak, "-D", "FORWARD", "-j", "BYOLLM-TEST-LEAK"], check=False)
+        subprocess.run([*leak, "-D", "OUTPUT", "-j", "BYOLLM-TEST-LEAK"], check=False)
+        subprocess.run([*leak, "-F", "BYOLLM-TEST-LEAK"], check=False)
+        subprocess.run([*leak, "-X", "BYOLLM-TEST-LEAK"], check=False)
     # The host route of the service CIDR is the bridge's, not the default route's.
     host_route = subprocess.run(
         ["ip", "route", "get", "10.96.255.254"], capture_output=True, text=True, check=True
