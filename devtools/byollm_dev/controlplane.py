@@ -71,21 +71,31 @@ def ensure_binaries(progress: IO[str] | None = None) -> BuildResult:
             "BYOLLM_TEST_KUBECONFIG to an existing cluster's kubeconfig"
         )
     start = time.monotonic()
+    try:
+        lines = run_build_script(BUILD_SCRIPT, progress=progress)
+    except BuildScriptFailed as e:
+        raise ControlPlaneUnavailable(f"control plane build failed {e}") from None
+    seconds = time.monotonic() - start
+    return BuildResult(Path(lines[-1]), seconds, built=seconds > 5)
+
+
+class BuildScriptFailed(Exception):
+    """A build script exited non-zero; the message holds the exit code and its stderr tail."""
+
+
+def run_build_script(script: Path, *args: str, progress: IO[str] | None = None) -> list[str]:
+    """Run one of hack/'s build scripts: stdout lines back (the paths it built), stderr to
+    ``progress`` (or kept for the error, when there is no progress stream)."""
     proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
+        ["bash", str(script), *args],
         stdout=subprocess.PIPE,
         stderr=progress if progress is not None else subprocess.PIPE,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
-        tail = (proc.stderr or "")[-2000:]
-        raise ControlPlaneUnavailable(
-            f"control plane build failed (exit {proc.returncode}): {tail}"
-        )
-    bin_dir = Path(proc.stdout.strip().splitlines()[-1])
-    seconds = time.monotonic() - start
-    return BuildResult(bin_dir, seconds, built=seconds > 5)
+        raise BuildScriptFailed(f"(exit {proc.returncode}): {(proc.stderr or '')[-2000:]}")
+    return proc.stdout.strip().splitlines()
 
 
 def free_port() -> int:

@@ -240,20 +240,14 @@ def ensure_packages(progress: IO[str] | None = None) -> None:
     raise RealNodeUnavailable(f"apt-get install {' '.join(APT_PACKAGES)} failed")
 
 
-def _script_lines(script: Path, args: list[str], progress: IO[str] | None) -> list[str]:
+def _script_lines(script: Path, progress: IO[str] | None) -> list[str]:
     start = time.monotonic()
-    proc = subprocess.run(
-        ["bash", str(script), *args],
-        stdout=subprocess.PIPE,
-        stderr=progress if progress is not None else subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr or "")[-1500:]
-        raise RealNodeUnavailable(f"{script.name} failed (exit {proc.returncode}): {tail}")
-    log.info("%s %s: %.0fs", script.name, " ".join(args), time.monotonic() - start)
-    return proc.stdout.strip().splitlines()
+    try:
+        lines = controlplane.run_build_script(script, progress=progress)
+    except controlplane.BuildScriptFailed as e:
+        raise RealNodeUnavailable(f"{script.name} failed {e}") from None
+    log.info("%s: %.0fs", script.name, time.monotonic() - start)
+    return lines
 
 
 def ensure_parts(progress: IO[str] | None = None) -> Parts:
@@ -266,13 +260,13 @@ def ensure_parts(progress: IO[str] | None = None) -> Parts:
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     bins: dict[str, Path] = {}
-    for line in _script_lines(NODE_BUILD, [], progress):
+    for line in _script_lines(NODE_BUILD, progress):
         name, _, value = line.partition("=")
         bins[name] = Path(value)
     timings["node parts"] = time.monotonic() - t0
     t0 = time.monotonic()
     images: dict[str, tuple[str, Path]] = {}
-    for line in _script_lines(IMAGES_BUILD, [], progress):
+    for line in _script_lines(IMAGES_BUILD, progress):
         name, ref, archive, _size = line.split()
         images[name] = (ref, Path(archive))
     timings["images"] = time.monotonic() - t0

@@ -217,8 +217,9 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         model = _get(env, c.BYOLLM_MANAGED_MODEL)
 
     allowlist = _get(env, c.BYOLLM_UPSTREAM_ALLOWLIST)
+    api_server_host = _get(env, c.KUBERNETES_SERVICE_HOST)
     try:
-        allow = guard.Allowlist.parse(allowlist, _get(env, c.KUBERNETES_SERVICE_HOST))
+        allow = guard.Allowlist.parse(allowlist, api_server_host)
     except ValueError:
         raise ConfigError(
             c.BYOLLM_UPSTREAM_ALLOWLIST, "has an entry that is not a host or CIDR"
@@ -240,7 +241,7 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         routing=routing,
         azure_api_version=azure_version,
         allowlist=allowlist,
-        api_server_host=_get(env, c.KUBERNETES_SERVICE_HOST),
+        api_server_host=api_server_host,
         tenant=_get(env, c.BYOLLM_TENANT) or "",
         upstream_timeout_s=_positive_float(
             env, c.BYOLLM_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT_S

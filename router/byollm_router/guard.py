@@ -206,6 +206,12 @@ def _looks_numeric(host: str) -> bool:
 
 # --- allowlist ------------------------------------------------------------------------
 
+
+def _in_any(ip: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    ip = _strip_scope(ip)
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
 _LABEL: Final = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME: Final = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
 
@@ -266,12 +272,10 @@ class Allowlist:
         return h in self.hosts or any(h.endswith(s) for s in self.suffixes)
 
     def admits_ip(self, ip: IPAddress) -> bool:
-        ip = _strip_scope(ip)
-        return any(ip.version == n.version and ip in n for n in self.networks)
+        return _in_any(ip, self.networks)
 
     def refuses_ip(self, ip: IPAddress) -> bool:
-        ip = _strip_scope(ip)
-        return any(ip.version == n.version and ip in n for n in self.never)
+        return _in_any(ip, self.never)
 
     def admits(self, host: str) -> bool:
         """True if ``host`` (name or literal) is covered by the allowlist."""

@@ -8,14 +8,16 @@ product on one machine). Heavy imports happen inside each command so ``--help`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from byollm.client import LLMConfigView
+    from byollm.kube import Kube
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -33,6 +35,24 @@ EXIT_CODES = f"""exit codes:
 
 class CommandError(Exception):
     """A failure to report as one line on stderr with exit code 1."""
+
+
+@contextlib.contextmanager
+def _api_call(kube: Kube, refused: str, unreachable: str = "") -> Iterator[None]:
+    """One API conversation: a refusal says what was refused, a transport failure (refused
+    connection, TLS, timeout) says the API server cannot be reached; the client is closed."""
+    from byollm.kube import KubeError  # here, not at the top: `byollm --help` stays fast
+
+    try:
+        yield
+    except KubeError as e:
+        raise CommandError(f"{refused}: {e}") from None
+    except Exception as e:  # urllib3: refused connection, TLS, timeout
+        raise CommandError(
+            f"{unreachable}cannot reach the API server: {type(e).__name__}"
+        ) from None
+    finally:
+        kube.api.close()  # type: ignore[no-untyped-call]
 
 
 def _connect(args: argparse.Namespace, namespace: str | None = None) -> Any:
@@ -56,18 +76,12 @@ def _public_key(args: argparse.Namespace) -> bytes:
             return Path(args.public_key).read_bytes()
         except OSError as e:
             raise CommandError(f"cannot read {args.public_key}: {e.strerror}") from None
-    from byollm.kube import KubeError, path
+    from byollm.kube import path
 
     kube, _ = _connect(args)
     where = f"{args.operator_namespace}/{args.configmap}"
-    try:
+    with _api_call(kube, f"cannot read the sealing public key ConfigMap {where}"):
         cm = kube.get(path("v1", "ConfigMap", args.operator_namespace, args.configmap))
-    except KubeError as e:
-        raise CommandError(f"cannot read the sealing public key ConfigMap {where}: {e}") from None
-    except Exception as e:  # urllib3: refused connection, TLS, timeout
-        raise CommandError(f"cannot reach the API server: {type(e).__name__}") from None
-    finally:
-        kube.api.close()
     if cm is None:
         raise CommandError(f"the sealing public key ConfigMap {where} does not exist")
     key = (cm.get("data") or {}).get("publicKey")
@@ -129,19 +143,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def cmd_status(args: argparse.Namespace, stdout: TextIO) -> int:
     from byollm import api
     from byollm.client import LLMConfigError, LLMConfigView
-    from byollm.kube import KubeError, path
+    from byollm.kube import path
 
     kube, namespace = _connect(args, args.namespace)
-    try:
+    with _api_call(kube, "status", unreachable="status: "):
         items = kube.list(
             path(api.API_VERSION, api.KIND, None if args.all_namespaces else namespace)
         )
-    except KubeError as e:
-        raise CommandError(f"status: {e}") from None
-    except Exception as e:  # urllib3: refused connection, TLS, timeout
-        raise CommandError(f"status: cannot reach the API server: {type(e).__name__}") from None
-    finally:
-        kube.api.close()
     views = []
     for obj in items:
         try:
