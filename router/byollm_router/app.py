@@ -22,13 +22,14 @@ from typing import Any
 import httpx
 import orjson
 
-from byollm_router import autoroute, errors, guard
+from byollm_router import autoroute, errors, guard, overhead
 from byollm_router.config import RouterConfig
 from byollm_router.contract import Mode
 from byollm_router.logging import RequestLog
 from byollm_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from byollm_router.metrics import Metrics
 from byollm_router.netbackend import AsyncioBackend
+from byollm_router.protocols import calls as protocol_calls
 from byollm_router.providers import LocalAnswer, UpstreamCall, build_provider
 from byollm_router.providers.base import (
     FORWARDED_REQUEST_HEADERS,
@@ -95,10 +96,22 @@ class _ClientStalled(Exception):
 class _Ctx:
     """Per-request bookkeeping for the log line and metrics (metadata only)."""
 
-    __slots__ = ("category", "error", "extra_headers", "started", "status", "stream", "upstream")
+    __slots__ = (
+        "category",
+        "error",
+        "extra_headers",
+        "started",
+        "status",
+        "stream",
+        "upstream",
+        "upstream_s",
+        "wire",
+    )
 
     def __init__(self) -> None:
         self.status = 500
+        self.upstream_s: float | None = None  # time spent waiting on the upstream
+        self.wire = "openai"  # the shape of the router's own error bodies
         self.upstream: int | None = None
         self.category: str | None = None
         self.error: str | None = None
@@ -223,6 +236,7 @@ class RouterApp:
             "/readyz": ("readyz", b"GET", False),
             "/metrics": ("metrics", b"GET", False),
             "/drainz": ("drainz", b"GET", False),
+            **protocol_calls.ROUTES,
         }
         # Set by the pod's preStop hook (GET /drainz): from then on every response closes its
         # connection, so keep-alive clients move to the pods the Service now routes to while
@@ -295,20 +309,27 @@ class RouterApp:
         started = time.perf_counter()
         path: str = scope["path"]
         entry = self._routes.get(path) or self._routes.get(path.rstrip("/"))
+        if entry is None and path.startswith(protocol_calls.ITEM_PREFIX):
+            entry = protocol_calls.ITEM_ENTRY
         ctx = _Ctx()
         route = entry[0] if entry else "unknown"
+        if route in protocol_calls.ANTHROPIC_WIRE_ROUTES:
+            ctx.wire = "anthropic"
         try:
             if entry is None:
                 raise errors.not_found()
             _, method, needs_auth = entry
-            if scope["method"].encode() != method and not (
-                method == b"GET" and scope["method"] == "HEAD"
+            if (
+                scope["method"].encode() != method
+                and not (method == b"GET" and scope["method"] == "HEAD")
+                and not (route == protocol_calls.RESPONSE_ITEM and scope["method"] == "DELETE")
             ):
                 raise errors.method_not_allowed()
             if not needs_auth:
                 await self._probe(route, send, ctx)
                 return
-            auth = clen = None
+            send = overhead.stamped(send, ctx, started)
+            auth = clen = xkey = None
             client_headers: dict[str, str] = {}
             hop: bytes | None = None
             for name, value in scope["headers"]:
@@ -318,6 +339,8 @@ class RouterApp:
                     clen = value
                 elif name == b"connection":
                     hop = value if hop is None else hop + b"," + value
+                elif name == b"x-api-key":
+                    xkey = value
                 elif name in _FORWARDED:
                     value = value.strip()
                     if value and _HEADER_SAFE.match(value):  # others cannot be re-sent safely
@@ -325,10 +348,17 @@ class RouterApp:
             if hop is not None and client_headers:  # fields the client made hop-by-hop
                 for token in connection_tokens([(b"connection", hop)]):
                     client_headers.pop(token.decode("latin-1"), None)
+            if auth is None and xkey is not None and route in protocol_calls.X_API_KEY_ROUTES:
+                auth = b"bearer " + xkey.strip()
             if not self._authorized(auth):
                 raise errors.unauthorized()
             if route == "models":
                 await self._models(client_headers, receive, send, ctx)
+            elif route == protocol_calls.RESPONSE_ITEM:
+                call = protocol_calls.response_item(
+                    self.provider, scope["method"], path, scope["query_string"], client_headers
+                )
+                await self._proxy(route, call, False, receive, send, ctx)
             else:
                 try:
                     async with asyncio.timeout(self.cfg.client_body_timeout_s):
@@ -337,13 +367,15 @@ class RouterApp:
                     raise errors.request_timeout() from None
                 if route == "chat_completions":
                     await self._chat(raw, client_headers, receive, send, ctx)
+                elif route in protocol_calls.X_API_KEY_ROUTES:
+                    await self._protocol(route, raw, client_headers, receive, send, ctx)
                 else:
                     await self._embeddings(raw, client_headers, receive, send, ctx)
         except errors.RouterError as exc:
             ctx.error = exc.code
             if not ctx.started:
                 close = [(b"connection", b"close")] if exc.close else None
-                await self._respond(send, ctx, exc.status, exc.body(), headers=close)
+                await self._respond(send, ctx, exc.status, exc.body(ctx.wire), headers=close)
         except _ClientGone:
             ctx.status, ctx.error = 499, "client_disconnected"
         except Exception as exc:
@@ -353,7 +385,7 @@ class RouterApp:
                 err = errors.RouterError(
                     500, "Internal router error.", "server_error", "internal_error"
                 )
-                await self._respond(send, ctx, 500, err.body())
+                await self._respond(send, ctx, 500, err.body(ctx.wire))
         finally:
             if entry is None or entry[2]:
                 self._record(route, scope["method"], ctx, started)
@@ -363,6 +395,9 @@ class RouterApp:
         status = str(ctx.status)
         self.metrics.requests.labels(route, status).inc()
         self.metrics.latency.labels(route).observe(elapsed)
+        if ctx.upstream_s is not None:
+            added = max(elapsed - ctx.upstream_s, 0.0)
+            self.metrics.overhead.labels(route, self.provider.name).observe(added)
         self.log.request(
             route=route,
             method=method,
@@ -501,6 +536,54 @@ class RouterApp:
         call = self.provider.chat(body, content, client_headers)
         await self._proxy("chat_completions", call, stream, receive, send, ctx)
 
+    async def _protocol(
+        self,
+        route: str,
+        raw: bytes,
+        client_headers: dict[str, str],
+        receive: Receive,
+        send: Send,
+        ctx: _Ctx,
+    ) -> None:
+        """The Responses and Messages APIs: model defaulting and auto-routing as for chat
+        completions, then the provider's call (pass-through or translated)."""
+        body = _loads(raw)
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise errors.bad_field("model", "model must be a string.")
+        changed = False
+        if route != protocol_calls.COUNT_TOKENS and autoroute.wants_auto(body, self.cfg.routing):
+            decision = await autoroute.decide(
+                protocol_calls.auto_view(route, body),
+                self.cfg.routing,
+                self.cfg.model or "",
+                self._classify,
+                self.cfg.autoroute_timeout_s,
+                long_context_tokens=self.cfg.long_context_tokens,
+            )
+            body["model"] = decision.model
+            changed = True
+            ctx.category = decision.category.value
+            self.metrics.categories.labels(ctx.category).inc()
+            ctx.extra_headers = [
+                (b"x-byollm-category", ctx.category.encode()),
+                (b"x-byollm-model", decision.model.encode("utf-8", "replace")),
+            ]
+        elif (not model or model == autoroute.AUTO_MODEL) and self.cfg.model:
+            body["model"] = self.cfg.model
+            changed = True
+        stream = body.get("stream") is True
+        ctx.stream = stream
+        content = dump_json(body) if changed else raw
+        limit = self.cfg.max_buffered_response_bytes
+        if route == protocol_calls.RESPONSES:
+            call = protocol_calls.responses(self.provider, body, content, client_headers, limit)
+        elif route == protocol_calls.MESSAGES:
+            call = protocol_calls.messages(self.provider, body, content, client_headers, limit)
+        else:
+            call = protocol_calls.count_tokens(self.provider, content, client_headers)
+        await self._proxy(route, call, stream, receive, send, ctx)
+
     async def _embeddings(
         self,
         raw: bytes,
@@ -603,11 +686,15 @@ class RouterApp:
         try:
             response = await self._send(request)
         except (httpx.HTTPError, guard.GuardError) as exc:
+            ctx.upstream_s = (ctx.upstream_s or 0.0) + time.perf_counter() - sent_at
             mapped = map_upstream_error(exc)
             self.metrics.upstream_errors.labels(route, mapped.code).inc()
             raise mapped from None
+        waited = time.perf_counter() - sent_at
+        ctx.upstream_s = (ctx.upstream_s or 0.0) + waited
+        response.stream = overhead.TimedStream(response.stream, ctx)
         try:
-            self.metrics.upstream_latency.labels(route).observe(time.perf_counter() - sent_at)
+            self.metrics.upstream_latency.labels(route).observe(waited)
             status = response.status_code
             ctx.upstream = status
             self.metrics.upstream.labels(route, str(status)).inc()
@@ -747,16 +834,16 @@ class RouterApp:
             mapped = self._broken(route, exc)
             ctx.error = mapped.code
             if not response.headers.get("content-encoding"):
-                tail = mapped.sse_event()
+                tail = mapped.sse_event(ctx.wire)
         except _ClientStalled:
             raise
         except errors.RouterError as exc:  # e.g. one event beyond the buffering limit
             ctx.error = exc.code
             self.metrics.upstream_errors.labels(route, exc.code).inc()
-            tail = exc.sse_event()
+            tail = exc.sse_event(ctx.wire)
         except Exception:  # whatever the upstream sent: its fault, never a 500
             ctx.error = "upstream_bad_response"
-            tail = errors.upstream_bad_response().sse_event()
+            tail = errors.upstream_bad_response().sse_event(ctx.wire)
         watch.finished = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 

@@ -31,14 +31,21 @@ class RouterError(Exception):
         self.param = param
         self.close = close  # answer with "Connection: close"
 
-    def body(self) -> bytes:
+    def body(self, wire: str = "openai") -> bytes:
+        """The error body in the route's wire format: OpenAI's, or Anthropic's on the
+        Messages API routes (``wire == "anthropic"``) so the anthropic SDK parses it."""
+        if wire == "anthropic":
+            return anthropic_error_body(self.status, self.message)
         return error_body(self.message, self.type, self.code, self.param)
 
-    def sse_event(self) -> bytes:
+    def sse_event(self, wire: str = "openai") -> bytes:
         """The same error as one SSE event, for failures after a stream has started.
 
-        The OpenAI SDK raises ``APIError`` when a ``data:`` event carries an ``error`` key.
+        The OpenAI SDK raises ``APIError`` when a ``data:`` event carries an ``error`` key;
+        the anthropic SDK raises on an ``event: error``.
         """
+        if wire == "anthropic":
+            return b"event: error\ndata: " + self.body(wire) + b"\n\n"
         return b"data: " + self.body() + b"\n\n"
 
 
@@ -46,6 +53,27 @@ def error_body(message: str, type_: str, code: str, param: str | None = None) ->
     return orjson.dumps(
         {"error": {"message": message, "type": type_, "param": param, "code": code}}
     )
+
+
+# Anthropic's error ``type`` for each status (its SDK maps the status to an exception class;
+# the type is what its users read).
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_body(status: int, message: str) -> bytes:
+    kind = ANTHROPIC_ERROR_TYPES.get(
+        status, "api_error" if status >= 500 else "invalid_request_error"
+    )
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
 
 
 # --- the router's own errors --------------------------------------------------------------

@@ -14,6 +14,12 @@ _LATENCY_BUCKETS = (
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 )  # fmt: skip
 
+# The router's own added time is sub-millisecond when all is well: finer buckets there.
+_OVERHEAD_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+)  # fmt: skip
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -52,6 +58,14 @@ class Metrics:
             "Time from sending upstream to receiving the upstream's response headers.",
             ["route"],
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.overhead = Histogram(
+            "byollm_router_overhead_seconds",
+            "Time the router itself added to a request that went upstream: total time "
+            "minus the waits for the upstream's headers and body chunks.",
+            ["route", "provider"],
+            buckets=_OVERHEAD_BUCKETS,
             registry=self.registry,
         )
         self.categories = Counter(

@@ -597,10 +597,18 @@ class Anthropic(Provider):
         self._max_event = max_event_bytes
         base = base_url.rstrip("/")
         self._messages_url = httpx.URL(base + "/messages")
+        self.count_tokens_url = httpx.URL(base + "/messages/count_tokens")
         self._models_url = httpx.URL(base + "/models?limit=1000")
         self._headers = base_headers(
             ("x-api-key", api_key), ("anthropic-version", contract.ANTHROPIC_VERSION), decoded=True
         )
+
+    @property
+    def messages_url(self) -> httpx.URL:
+        return self._messages_url
+
+    def request_headers(self, client_headers: Mapping[str, str]) -> httpx.Headers:
+        return with_forwarded(self._headers, client_headers)
 
     def chat(
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]

@@ -28,6 +28,7 @@ from byollm_router.providers.base import (
 )
 
 _URL_CACHE_SIZE = 64
+RESPONSES_API_VERSION = "2025-04-01-preview"
 _DEPLOYMENT = re.compile(AZURE_DEPLOYMENT_PATTERN)
 
 
@@ -56,6 +57,21 @@ class Azure(Provider):
             if len(self._urls) < _URL_CACHE_SIZE:  # bounded: deployments come from callers
                 self._urls[key] = url
         return url
+
+    def request_headers(self, client_headers: Mapping[str, str]) -> httpx.Headers:
+        return with_forwarded(self._headers, client_headers)
+
+    def responses_url(self, suffix: str = "", query: str = "") -> httpx.URL:
+        """Azure's Responses API (``/openai/responses``; the deployment is the body's
+        ``model``). It exists from api-version 2025-03-01-preview: an older configured
+        version (fine for chat) is replaced by the oldest one that has GET, DELETE and
+        input_items too."""
+        version = self._version if self._version >= "2025-03-01" else RESPONSES_API_VERSION
+        extra = f"&{query}" if query else ""
+        return httpx.URL(f"{self._base}/openai/responses{suffix}?api-version={version}{extra}")
+
+    def deployment(self, body: Mapping[str, Any]) -> str:
+        return self._deployment(body)
 
     def _deployment(self, body: Mapping[str, Any]) -> str:
         model = body.get("model")

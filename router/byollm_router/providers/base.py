@@ -29,6 +29,7 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "idempotency-key",
         "x-request-id",
         "anthropic-beta",
+        "anthropic-version",  # the Messages API pass-through keeps the client's version
     }
 )
 

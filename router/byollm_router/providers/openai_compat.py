@@ -25,11 +25,15 @@ class OpenAICompatible(Provider):
     def __init__(self, name: str, base_url: str, api_key: str | None) -> None:
         self.name = name
         base = base_url.rstrip("/")
+        self.base = base
         self._chat_url = httpx.URL(base + "/chat/completions")
         self._embeddings_url = httpx.URL(base + "/embeddings")
         self._models_url = httpx.URL(base + "/models")
         auth = [("authorization", f"Bearer {api_key}")] if api_key else []
         self._headers = base_headers(*auth)
+
+    def request_headers(self, client_headers: Mapping[str, str]) -> httpx.Headers:
+        return with_forwarded(self._headers, client_headers)
 
     def chat(
         self, body: dict[str, Any], content: bytes, client_headers: Mapping[str, str]
