@@ -34,8 +34,9 @@ class RouterError(Exception):
     def body(self, wire: str = "openai") -> bytes:
         """The error body in the route's wire format: OpenAI's, or Anthropic's on the
         Messages API routes (``wire == "anthropic"``) so the anthropic SDK parses it."""
-        if wire == "anthropic":
-            return anthropic_error_body(self.status, self.message)
+        if wire == "anthropic":  # no param field: named in the message, as Anthropic does
+            message = f"{self.param}: {self.message}" if self.param else self.message
+            return anthropic_error_body(self.status, message)
         return error_body(self.message, self.type, self.code, self.param)
 
     def sse_event(self, wire: str = "openai") -> bytes:

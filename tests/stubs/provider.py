@@ -312,6 +312,8 @@ class StubProvider:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.log: deque[dict[str, Any]] = deque(maxlen=settings.log_limit)
+        # Stored Responses API objects (id → (response, input items)), newest 1000 kept.
+        self.stored: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         self._ids = itertools.count(1)
 
     # - connection handling -
@@ -487,8 +489,16 @@ class StubProvider:
         path = req.path
         if path.startswith("/openai/deployments/"):
             return self._azure(req, entry)
+        if path == "/openai/responses" or path.startswith("/openai/responses/"):
+            return self._azure_responses(req, entry)
         if path == "/v1/messages":
             return self._anthropic_messages(req, entry)
+        if path == "/v1/messages/count_tokens":
+            return self._anthropic_count_tokens(req, entry)
+        if path in ("/v1/responses", "/responses"):
+            return self._openai_responses(req, entry, provider="openai")
+        if path.startswith(("/v1/responses/", "/responses/")):
+            return self._openai_response_item(req, entry, provider="openai")
         if path == "/v1/models" and (
             "x-api-key" in req.headers or "anthropic-version" in req.headers
         ):
@@ -805,6 +815,237 @@ class StubProvider:
             }
         )
 
+    # - OpenAI Responses API -
+
+    def _openai_responses(self, req: Request, entry: dict[str, Any], provider: str) -> Reply:
+        """``POST /v1/responses``: a Response (or its event stream) echoing the last user
+        input, or a function_call when tools are given and the last item is not a result."""
+        entry["provider"] = provider
+        if provider == "openai" and (auth := self._openai_auth(req, entry)) is not None:
+            return auth
+        body = self._body(req, entry)
+        if body is None:
+            return _openai_bad_json()
+        model = str(body.get("model") or self.s.default_model)
+        if not model:
+            return self._openai_error(400, model)
+        error = self._openai_error if provider == "openai" else self._azure_error
+        injected = self._injected(model, error)
+        if injected is not None:
+            return injected
+        raw = body.get("input")
+        items: list[dict[str, Any]] = (
+            [{"type": "message", "role": "user", "content": raw}]
+            if isinstance(raw, str)
+            else [i for i in raw or [] if isinstance(i, dict)]
+        )
+        last = items[-1] if items else {}
+        tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
+        n = entry["id"]
+        rid, created = f"resp_stub{n}", int(time.time())
+        output: list[dict[str, Any]]
+        if last.get("type") == "function_call_output":
+            text = "tool result received: " + str(last.get("output"))
+        else:
+            text = "echo: " + _text_of(
+                [
+                    {"type": "text", "text": p.get("text", "")}
+                    for p in (last.get("content") if isinstance(last.get("content"), list) else [])
+                    if isinstance(p, dict)
+                ]
+                if not isinstance(last.get("content"), str)
+                else last["content"]
+            )
+        if (
+            tools
+            and body.get("tool_choice") != "none"
+            and last.get("type") != "function_call_output"
+        ):
+            tool = tools[0]
+            args = json.dumps(_dummy_args(tool.get("parameters")))
+            output = [
+                {
+                    "type": "function_call",
+                    "id": f"fc_stub{n}",
+                    "call_id": f"call_stub{n}",
+                    "name": tool.get("name"),
+                    "arguments": args,
+                    "status": "completed",
+                }
+            ]
+        else:
+            output = [
+                {
+                    "type": "message",
+                    "id": f"msg_stub{n}",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ]
+        in_tokens = sum(_tokens(_text_of(i.get("content"))) for i in items) or 1
+        usage = {
+            "input_tokens": in_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": _tokens(text),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": in_tokens + _tokens(text),
+        }
+
+        def response(status: str, out: list[dict[str, Any]], use: Any) -> dict[str, Any]:
+            return {
+                "id": rid,
+                "object": "response",
+                "created_at": created,
+                "status": status,
+                "error": None,
+                "incomplete_details": None,
+                "instructions": body.get("instructions"),
+                "model": model,
+                "output": out,
+                "parallel_tool_calls": True,
+                "temperature": body.get("temperature"),
+                "top_p": body.get("top_p"),
+                "tool_choice": body.get("tool_choice") or "auto",
+                "tools": body.get("tools") or [],
+                "metadata": body.get("metadata") or {},
+                "text": {"format": {"type": "text"}},
+                "usage": use,
+                "store": body.get("store", True) is not False,
+            }
+
+        final = response("completed", output, usage)
+        if final["store"]:
+            if len(self.stored) >= 1000:
+                self.stored.pop(next(iter(self.stored)))
+            self.stored[rid] = (final, items)
+        if not body.get("stream"):
+            return Reply(json=final)
+        seq = itertools.count()
+
+        def ev(kind: str, payload: dict[str, Any]) -> bytes:
+            return _anthropic_event(kind, {"type": kind, "sequence_number": next(seq), **payload})
+
+        events = [
+            ev("response.created", {"response": response("in_progress", [], None)}),
+            ev("response.in_progress", {"response": response("in_progress", [], None)}),
+        ]
+        item = output[0]
+        if item["type"] == "message":
+            added = {**item, "status": "in_progress", "content": []}
+            where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+            part = {"type": "output_text", "text": "", "annotations": []}
+            events += [
+                ev("response.output_item.added", {"output_index": 0, "item": added}),
+                ev("response.content_part.added", {**where, "part": part}),
+            ]
+            pieces = _pieces(text, 50 if model == "stub-slow" else self.s.chunks)
+            events += [ev("response.output_text.delta", {**where, "delta": p}) for p in pieces]
+            events += [
+                ev("response.output_text.done", {**where, "text": text}),
+                ev("response.content_part.done", {**where, "part": item["content"][0]}),
+            ]
+        else:
+            added = {**item, "status": "in_progress", "arguments": ""}
+            where = {"item_id": item["id"], "output_index": 0}
+            events.append(ev("response.output_item.added", {"output_index": 0, "item": added}))
+            events += [
+                ev("response.function_call_arguments.delta", {**where, "delta": p})
+                for p in _pieces(item["arguments"], self.s.chunks)
+            ]
+            events.append(
+                ev(
+                    "response.function_call_arguments.done",
+                    {**where, "arguments": item["arguments"]},
+                )
+            )
+        events.append(ev("response.output_item.done", {"output_index": 0, "item": item}))
+        events.append(ev("response.completed", {"response": final}))
+        return Reply(stream=self._paced(events, model))
+
+    def _openai_response_item(self, req: Request, entry: dict[str, Any], provider: str) -> Reply:
+        """``GET``/``DELETE /v1/responses/{id}``, ``GET /v1/responses/{id}/input_items``."""
+        entry["provider"] = provider
+        if provider == "openai" and (auth := self._openai_auth(req, entry)) is not None:
+            return auth
+        rest = req.path.split("/responses/", 1)[1]
+        rid, _, sub = rest.partition("/")
+        entry["response_id"] = rid
+        stored = self.stored.get(rid)
+        if stored is None:
+            message = f"Response with id '{rid}' not found."
+            if provider == "azure":
+                return Reply(404, {"error": {"code": "404", "message": message}})
+            return Reply(
+                404,
+                {
+                    "error": {
+                        "message": message,
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
+        response, items = stored
+        if sub == "input_items" and req.method == "GET":
+            limit = int(req.query.get("limit", ["20"])[0])
+            data = [{"id": f"item_{rid}_{i}", **it} for i, it in enumerate(items)][:limit]
+            return Reply(
+                json={
+                    "object": "list",
+                    "data": data,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                    "has_more": len(items) > limit,
+                }
+            )
+        if not sub and req.method == "GET":
+            return Reply(json=response)
+        if not sub and req.method == "DELETE":
+            del self.stored[rid]
+            return Reply(json={"id": rid, "object": "response.deleted", "deleted": True})
+        return Reply(
+            405, {"error": {"message": "Method not allowed", "type": "invalid_request_error"}}
+        )
+
+    def _azure_responses(self, req: Request, entry: dict[str, Any]) -> Reply:
+        """Azure's Responses API: ``/openai/responses[/{id}[/input_items]]?api-version=…``
+        (2025-03-01-preview or later; the body's model names the deployment)."""
+        entry["provider"] = "azure"
+        key = req.headers.get("api-key")
+        entry["auth"] = "api-key" if key else None
+        entry["api_key"] = key
+        version = (req.query.get("api-version") or [""])[0]
+        entry["api_version"] = version
+        if not version:
+            return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        if version < "2025-03-01":
+            return Reply(
+                400,
+                {
+                    "error": {
+                        "code": "BadRequest",
+                        "message": f"Azure OpenAI Responses API is enabled only for "
+                        f"api-version 2025-03-01-preview and later; got {version}",
+                    }
+                },
+            )
+        if not key or (self.s.api_key is not None and key != self.s.api_key):
+            return Reply(
+                401,
+                {
+                    "error": {
+                        "code": "401",
+                        "message": "Access denied due to "
+                        "invalid subscription key or wrong API endpoint.",
+                    }
+                },
+            )
+        if req.path == "/openai/responses":
+            return self._openai_responses(req, entry, provider="azure")
+        return self._openai_response_item(req, entry, provider="azure")
+
     # - Azure -
 
     def _azure_error(self, status: int, model: str) -> Reply:
@@ -1091,6 +1332,25 @@ class StubProvider:
             )
             events.append(ev("message_stop", {"type": "message_stop"}))
         return Reply(stream=self._paced(events, model), headers=[("request-id", "req_stub")])
+
+    def _anthropic_count_tokens(self, req: Request, entry: dict[str, Any]) -> Reply:
+        """``POST /v1/messages/count_tokens``: ``{"input_tokens": N}``."""
+        if (auth := self._anthropic_auth(req, entry)) is not None:
+            return auth
+        body = self._body(req, entry)
+        if body is None:
+            return self._anthropic_error(400, "There was an issue with the JSON body.")
+        status = _failure_status(str(body.get("model") or ""))
+        if status is not None:
+            return self._anthropic_error(status, f"stub-injected error {status}")
+        for key in body:
+            if key not in ANTHROPIC_FIELDS - {"max_tokens", "stream", "temperature", "top_p"}:
+                return self._anthropic_error(400, f"{key}: Extra inputs are not permitted")
+        messages = body.get("messages") or []
+        tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages) + _tokens(
+            _text_of(body.get("system"))
+        )
+        return Reply(json={"input_tokens": tokens})
 
     def _anthropic_models(self, req: Request, entry: dict[str, Any]) -> Reply:
         if (auth := self._anthropic_auth(req, entry)) is not None:
