@@ -37,7 +37,8 @@ ANTHROPIC_TOOL = {
     "input_schema": TOOL["parameters"],
 }
 PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
 
 
@@ -54,7 +55,9 @@ def upstream(stub: StubServer) -> list[dict[str, Any]]:
 
 def expected_path(kind: str, route: str) -> str:
     if route == "responses":
-        return {"azure": "/openai/responses", "anthropic": "/v1/messages"}.get(kind, "/v1/responses")
+        return {"azure": "/openai/responses", "anthropic": "/v1/messages"}.get(
+            kind, "/v1/responses"
+        )
     if kind == "anthropic":
         return "/v1/messages"
     if kind == "azure":
@@ -66,7 +69,9 @@ def expected_path(kind: str, route: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ALL)
-def test_responses_plain(kind: str, routers: Callable[[str], RouterProcess], stub: StubServer) -> None:
+def test_responses_plain(
+    kind: str, routers: Callable[[str], RouterProcess], stub: StubServer
+) -> None:
     router = routers(kind)
     stub.clear()
     raw = router.openai().responses.with_raw_response.create(
@@ -75,7 +80,8 @@ def test_responses_plain(kind: str, routers: Callable[[str], RouterProcess], stu
     response = raw.parse()
     assert response.output_text == "echo: hello responses"
     assert response.status == "completed"
-    assert response.usage is not None and response.usage.output_tokens > 0
+    assert response.usage is not None
+    assert response.usage.output_tokens > 0
     assert float(raw.headers["x-byollm-overhead-ms"]) >= 0
     (entry,) = upstream(stub)
     assert entry["path"] == expected_path(kind, "responses")
@@ -109,7 +115,8 @@ def test_responses_streamed(
         text = "".join(e.delta for e in helper if e.type == "response.output_text.delta")
         final = helper.get_final_response()
     assert text == "echo: stream helper" == final.output_text
-    assert final.usage is not None and final.usage.total_tokens > 0
+    assert final.usage is not None
+    assert final.usage.total_tokens > 0
 
 
 @pytest.mark.parametrize("kind", ALL)
@@ -208,7 +215,8 @@ def test_responses_retrieve_input_items_delete(
     api = routers(kind).openai()
     created = api.responses.create(model="stub-model", input="keep me")
     got = api.responses.retrieve(created.id)
-    assert got.id == created.id and got.output_text == "echo: keep me"
+    assert got.id == created.id
+    assert got.output_text == "echo: keep me"
     items = api.responses.input_items.list(created.id, limit=5)
     assert [i.type for i in items.data] == ["message"]
     api.responses.delete(created.id)
@@ -242,7 +250,9 @@ def test_responses_retrieve_on_anthropic_is_a_clear_400(
 
 
 @pytest.mark.parametrize("kind", ALL)
-def test_messages_plain(kind: str, routers: Callable[[str], RouterProcess], stub: StubServer) -> None:
+def test_messages_plain(
+    kind: str, routers: Callable[[str], RouterProcess], stub: StubServer
+) -> None:
     router = routers(kind)
     stub.clear()
     raw = claude(router).messages.with_raw_response.create(
@@ -255,7 +265,8 @@ def test_messages_plain(kind: str, routers: Callable[[str], RouterProcess], stub
     assert message.content[0].type == "text"
     assert message.content[0].text == "echo: hello messages"
     assert message.stop_reason == "end_turn"
-    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    assert message.usage.input_tokens > 0
+    assert message.usage.output_tokens > 0
     assert float(raw.headers["x-byollm-overhead-ms"]) >= 0
     (entry,) = upstream(stub)
     assert entry["path"] == expected_path(kind, "messages")
@@ -321,18 +332,25 @@ def test_messages_tools_round_trip(
     ask = [{"role": "user", "content": "weather?"}]
     if stream:
         with api.messages.stream(
-            model="stub-model", max_tokens=100, messages=ask, tools=[ANTHROPIC_TOOL]  # type: ignore[list-item]
+            model="stub-model",
+            max_tokens=100,
+            messages=ask,
+            tools=[ANTHROPIC_TOOL],  # type: ignore[list-item]
         ) as s:
             first = s.get_final_message()
     else:
         first = api.messages.create(
-            model="stub-model", max_tokens=100, messages=ask, tools=[ANTHROPIC_TOOL]  # type: ignore[list-item]
+            model="stub-model",
+            max_tokens=100,
+            messages=ask,
+            tools=[ANTHROPIC_TOOL],  # type: ignore[list-item]
         )
     assert first.stop_reason == "tool_use"
     uses = [b for b in first.content if b.type == "tool_use"]
     assert len(uses) == 1
     use = uses[0]
-    assert use.name == "get_weather" and use.input == {"city": "stub"}
+    assert use.name == "get_weather"
+    assert use.input == {"city": "stub"}
     second = api.messages.create(
         model="stub-model",
         max_tokens=100,
@@ -460,7 +478,11 @@ def test_passthrough_usage_untouched(
         headers = {"authorization": f"Bearer {TOKEN}"}
         direct_headers = {"authorization": "Bearer k"}
     else:
-        body = {"model": "stub-model", "max_tokens": 5, "messages": [{"role": "user", "content": "u"}]}
+        body = {
+            "model": "stub-model",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "u"}],
+        }
         headers = {"x-api-key": TOKEN, "anthropic-version": "2023-06-01"}
         direct_headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
     via = httpx.post(f"{router.url}/v1/{route}", headers=headers, json=body).json()

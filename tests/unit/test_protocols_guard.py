@@ -1,0 +1,112 @@
+"""Every Responses and Messages API call goes through the SSRF guard, as chat completions
+do: the provider's hostname resolves to an inside address and the request is refused
+before any socket opens, answered with the route's 502. No packet leaves the process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httpcore
+import httpx
+import pytest
+
+from byollm_router import contract as c
+from byollm_router.app import RouterApp
+from byollm_router.config import load_config
+from byollm_router.guard import Allowlist, build_transport
+
+TOKEN = "tok-guard-protocols-0123456789"
+KEY = "sk-guard-protocols-key"
+PROVIDERS = {
+    "custom": "https://api.tenant-provider.example/v1",
+    "azure": "https://tenant.openai.azure.example",
+    "anthropic": "https://api.tenant-provider.example/v1",
+}
+CALLS = [
+    ("POST", "/v1/responses", {"model": "mm", "input": "hi"}),
+    ("POST", "/v1/responses", {"model": "mm", "input": "hi", "stream": True}),
+    ("GET", "/v1/responses/resp_1", None),
+    ("DELETE", "/v1/responses/resp_1", None),
+    ("GET", "/v1/responses/resp_1/input_items", None),
+    (
+        "POST",
+        "/v1/messages",
+        {"model": "mm", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    ),
+    (
+        "POST",
+        "/v1/messages/count_tokens",
+        {"model": "mm", "messages": [{"role": "user", "content": "hi"}]},
+    ),
+]
+
+
+class NoConnect(httpcore.AsyncNetworkBackend):
+    """Fails the test on any connection attempt."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.attempts.append(host)
+        raise AssertionError(f"test safety net: refused to connect to {host}")
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover
+        pass
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+async def test_new_routes_are_guarded(provider: str) -> None:
+    resolved: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        resolved.append(host)
+        return ["10.0.0.7"]
+
+    env = {
+        c.BYOLLM_ROUTER_TOKEN: TOKEN,
+        c.LLM_PROVIDER: provider,
+        c.LLM_BASE_URL: PROVIDERS[provider],
+        c.LLM_API_KEY: KEY,
+        c.LLM_MODEL: "mm",
+    }
+    if provider == "azure":
+        env[c.LLM_AZURE_API_VERSION] = "2024-10-21"
+    net = NoConnect()
+    transport = build_transport(Allowlist(), resolver=resolver, network_backend=net)
+    app = RouterApp(load_config(env), transport=transport)
+    await app.startup()
+    answered = 0
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://router"
+        ) as client:
+            for method, path, body in CALLS:
+                headers = (
+                    {"x-api-key": TOKEN}
+                    if "messages" in path
+                    else {"authorization": f"Bearer {TOKEN}"}
+                )
+                r = await client.request(method, path, json=body, headers=headers)
+                if r.status_code == 400:  # refused locally (e.g. no stored responses)
+                    continue
+                answered += 1
+                assert r.status_code == 502, (method, path, r.text)
+                if "messages" in path:
+                    assert r.json()["error"]["type"] == "api_error"
+                    assert "refused to connect" in r.json()["error"]["message"]
+                else:
+                    assert r.json()["error"]["code"] == "upstream_blocked"
+                assert KEY not in r.text
+    finally:
+        await app.shutdown()
+    assert answered >= 3
+    assert len(resolved) == answered  # each upstream call was resolved by the guard ...
+    assert net.attempts == []  # ... and refused before any connection
