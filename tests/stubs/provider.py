@@ -15,7 +15,12 @@ Wire formats, each with its own auth check and error body shape:
   ``POST /v1/embeddings`` (float or base64). ``Authorization: Bearer`` required.
 * Azure OpenAI: ``POST /openai/deployments/{d}/chat/completions?api-version=…`` and
   ``…/embeddings``; ``api-key`` header required; no api-version → 404 like Azure.
-* Anthropic: ``POST /v1/messages`` (JSON and the SSE event sequence message_start,
+* OpenAI Responses API: ``POST /v1/responses`` (JSON and the SSE events response.created
+  … response.completed; function tools → a ``function_call`` item), and for stored
+  responses ``GET``/``DELETE /v1/responses/{id}``, ``GET …/{id}/input_items``; on Azure at
+  ``/openai/responses[/{id}…]?api-version=…`` (2025-03-01-preview or later, else 400).
+* Anthropic: ``POST /v1/messages/count_tokens``, ``POST /v1/messages`` (JSON and the SSE
+  event sequence message_start,
   content_block_start/delta/stop, message_delta, message_stop), ``GET /v1/models`` when
   ``x-api-key`` or ``anthropic-version`` is sent; a key (``x-api-key``, or a bearer token
   as newer SDKs send) and ``anthropic-version`` required; unknown
