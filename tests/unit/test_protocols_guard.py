@@ -13,7 +13,11 @@ import pytest
 from byollm_router import contract as c
 from byollm_router.app import RouterApp
 from byollm_router.config import load_config
+from byollm_router.errors import RouterError
 from byollm_router.guard import Allowlist, build_transport
+from byollm_router.protocols import calls
+from byollm_router.providers.azure import Azure
+from byollm_router.providers.openai_compat import OpenAICompatible
 
 TOKEN = "tok-guard-protocols-0123456789"
 KEY = "sk-guard-protocols-key"
@@ -110,3 +114,36 @@ async def test_new_routes_are_guarded(provider: str) -> None:
     assert answered >= 3
     assert len(resolved) == answered  # each upstream call was resolved by the guard ...
     assert net.attempts == []  # ... and refused before any connection
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "status"),
+    [
+        ("/v1/responses/..", "GET", 404),
+        ("/v1/responses/.", "DELETE", 404),
+        ("/v1/responses/a/../../x", "GET", 404),
+        ("/v1/responses/resp_1/other", "GET", 404),
+        ("/v1/responses/resp_1/input_items", "DELETE", 405),
+    ],
+)
+def test_response_item_paths_stay_one_segment(path: str, method: str, status: int) -> None:
+    provider = OpenAICompatible("openai", "https://api.example/v1", "sk-x")
+    with pytest.raises(RouterError) as err:
+        calls.response_item(provider, method, path, b"", {})
+    assert err.value.status == status
+
+
+def test_response_item_urls_and_query() -> None:
+    provider = OpenAICompatible("openai", "https://api.example/v1", "sk-x")
+    call = calls.response_item(
+        provider, "GET", "/v1/responses/resp_1/input_items", b"limit=5&order=asc&evil=1", {}
+    )
+    assert str(call.url) == "https://api.example/v1/responses/resp_1/input_items?limit=5&order=asc"
+    old = Azure("https://r.example", "k", "2024-10-21", ["dep"])
+    assert str(old.responses_url("/resp_1")) == (
+        "https://r.example/openai/responses/resp_1?api-version=2025-04-01-preview"
+    )
+    new = Azure("https://r.example/openai", "k", "2025-05-01-preview", ["dep"])
+    assert str(new.responses_url()) == (
+        "https://r.example/openai/responses?api-version=2025-05-01-preview"
+    )

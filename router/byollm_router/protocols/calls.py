@@ -41,8 +41,9 @@ ROUTES: Final = {
 ITEM_PREFIX: Final = "/v1/responses/"
 ITEM_ENTRY: Final = (RESPONSE_ITEM, b"GET", True)
 
-# A response id as OpenAI and Azure issue them: one URL path segment, nothing to escape.
-_RESPONSE_ID = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
+# A response id as OpenAI and Azure issue them: one URL path segment, nothing to escape,
+# never a dot segment ("." or ".." would walk up the provider's URL).
+_RESPONSE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}\Z")
 # Query parameters of GET /v1/responses/{id}[/input_items] forwarded upstream.
 _ITEM_QUERY = frozenset({"include", "include[]", "stream", "starting_after", "after",
                          "before", "limit", "order"})  # fmt: skip
