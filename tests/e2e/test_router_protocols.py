@@ -525,3 +525,35 @@ def test_auto_model_on_both_routes(
     assert raw_m.headers["x-byollm-category"] == "vision"  # the rule: no classifier call
     (entry,) = upstream(stub)
     assert (entry.get("model") or entry.get("deployment")) == "stub-vision-model"
+
+
+# --- privacy --------------------------------------------------------------------------------
+
+CANARY = "CANARY-PROTOCOLS-5d1e-do-not-log"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_canary_prompt_never_in_logs_or_metrics(
+    kind: str, routers: Callable[[str], RouterProcess]
+) -> None:
+    router = routers(kind)
+    api, messages_api = router.openai(), claude(router)
+    assert CANARY in api.responses.create(model="stub-model", input=CANARY).output_text
+    assert CANARY in "".join(
+        e.delta for e in api.responses.create(model="stub-model", input=CANARY, stream=True)
+        if e.type == "response.output_text.delta"
+    )  # fmt: skip
+    ask: list[Any] = [{"role": "user", "content": CANARY}]
+    reply = messages_api.messages.create(model="stub-model", max_tokens=50, messages=ask)
+    assert CANARY in reply.content[0].text  # type: ignore[union-attr]
+    with messages_api.messages.stream(model="stub-model", max_tokens=50, messages=ask) as s:
+        assert CANARY in "".join(s.text_stream)
+    for model in ("stub-error-429", "stub-reset"):
+        with pytest.raises((openai.APIError, anthropic.APIError)):
+            api.responses.create(model=model, input=CANARY)
+        with pytest.raises((openai.APIError, anthropic.APIError)):
+            messages_api.messages.create(model=model, max_tokens=5, messages=ask)
+    metrics = httpx.get(f"{router.url}/metrics").text
+    assert CANARY not in metrics
+    assert CANARY not in router.log_text()
+    assert '"route":"responses"' in router.log_text().replace(" ", "")
