@@ -560,6 +560,11 @@ def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: b
             f'    model="{info["model"]}", messages=[{{"role": "user", "content": "Hello"}}]'
             ").choices[0].message.content)'",
             "",
+            "  # the Responses API ($OPENAI_BASE_URL/responses) and, for Claude-native agents,",
+            "  # the Messages API (anthropic SDK, Claude Code): docs/protocols.md",
+            f"  export ANTHROPIC_BASE_URL={info['endpoint'].removesuffix('/v1')}",
+            f"  export ANTHROPIC_API_KEY={info['token']}",
+            "",
             "Switch model or provider and watch the local router restart with the new config:",
             f"  kubectl -n {info['namespace']} patch llmc {info['name']} --type merge "
             '-p \'{"spec": {"provider": {"defaultModel": "stub-model-2"}}}\'',
