@@ -557,3 +557,43 @@ def test_canary_prompt_never_in_logs_or_metrics(
     assert CANARY not in metrics
     assert CANARY not in router.log_text()
     assert '"route":"responses"' in router.log_text().replace(" ", "")
+
+
+def test_stream_options_and_usage_untouched_and_never_recorded(
+    routers: Callable[[str], RouterProcess], stub: StubServer
+) -> None:
+    """stream_options reach the upstream as sent, usage reaches the client as sent, and
+    the router keeps no token count: not in /metrics, not in its log."""
+    router = routers("openai")
+    stub.clear()
+    options = {"include_usage": True}
+    chunks = list(
+        router.openai().chat.completions.create(
+            model="stub-model",
+            messages=[{"role": "user", "content": "usage please"}],
+            stream=True,
+            stream_options=options,  # type: ignore[arg-type]
+        )
+    )
+    usage = [c.usage for c in chunks if c.usage]
+    streamed = router.openai().responses.create(
+        model="stub-model",
+        input="usage please",
+        stream=True,
+        stream_options={"include_obfuscation": False},
+    )
+    completed = [e for e in streamed if e.type == "response.completed"]
+    bodies = [e["body"] for e in upstream(stub)]
+    assert bodies[0]["stream_options"] == options
+    assert bodies[1]["stream_options"] == {"include_obfuscation": False}
+    assert len(usage) == 1
+    assert usage[0].total_tokens > 0
+    assert completed[0].response.usage is not None
+    counted = {usage[0].prompt_tokens, usage[0].completion_tokens, usage[0].total_tokens}
+    metrics = httpx.get(f"{router.url}/metrics").text
+    assert "token" not in metrics.replace("invalid_router_token", "")
+    for line in router.log_lines():
+        record = json.loads(line)
+        assert not any("token" in key for key in record)
+        numbers = {v for k, v in record.items() if isinstance(v, int) and "status" not in k}
+        assert not counted & numbers
