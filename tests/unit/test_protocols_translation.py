@@ -276,6 +276,8 @@ def test_responses_request_maps_every_translated_field() -> None:
             "tool_choice": {"type": "function", "name": "f"},
             "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": True}],
             "store": False,
+            "reasoning": {"effort": "high"},  # dropped
+            "top_logprobs": None,  # null: not set
             "user": "u",
             "input": [
                 {"role": "developer", "content": "dev"},
@@ -311,7 +313,8 @@ def test_responses_request_maps_every_translated_field() -> None:
     ("extra", "param"),
     [
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
-        ({"reasoning": {"effort": "high"}}, "reasoning"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"conversation": "conv_1"}, "conversation"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
             "input[0].content[0].type",

@@ -225,8 +225,8 @@ def _tool_choice(choice: Any, body: dict[str, Any]) -> None:
 
 def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     """A Messages request as a chat-completions request (model already routed)."""
-    for key in body:
-        if key not in _TRANSLATED and key not in _DROPPED:
+    for key, value in body.items():
+        if key not in _TRANSLATED and key not in _DROPPED and value is not None:
             raise _bad(key, f"{key} cannot be translated to this provider's chat completions.")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:

@@ -51,6 +51,9 @@ _DROPPED = frozenset(
         "safety_identifier",
         "stream_options",
         "background",
+        # A hint for OpenAI reasoning models (effort, summaries); Claude models answer
+        # without it rather than the request failing (Codex-style clients always send it).
+        "reasoning",
     }
 )
 
@@ -217,18 +220,14 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
 def to_messages(body: Mapping[str, Any]) -> dict[str, Any]:
     """A Responses request as an Anthropic Messages request (model already routed)."""
     for key, value in body.items():
-        if key in _TRANSLATED or key in _DROPPED:
+        if key in _TRANSLATED or key in _DROPPED or value is None:  # null: not set
             continue
-        if key == "previous_response_id" and value is not None:
+        if key == "previous_response_id":
             raise _bad(
                 key,
                 "previous_response_id needs stored responses, which provider "
                 "anthropic does not keep; send the whole conversation as input.",
             )
-        if key == "reasoning" and value is None:
-            continue
-        if key in ("previous_response_id", "conversation", "prompt") and value is None:
-            continue
         raise _bad(key, f"{key} cannot be translated for provider anthropic.")
     system, messages = convert_input(body.get("input"), body.get("instructions"))
     out: dict[str, Any] = {"model": body.get("model"), "messages": messages}
