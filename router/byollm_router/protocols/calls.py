@@ -158,7 +158,8 @@ def messages(
     if isinstance(provider, Anthropic):
         headers = provider.request_headers(client_headers)
         return UpstreamCall("POST", provider.messages_url, headers, content)
-    chat = to_chat(body)
+    native = provider.name in ("openai", "azure")
+    chat = to_chat(body, "max_completion_tokens" if native else "max_tokens")
     call = provider.chat(chat, dump_json(chat), _no_anthropic_headers(client_headers))
     return _with_translator(call, ChatToMessages(max_event_bytes))
 

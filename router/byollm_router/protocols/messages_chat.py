@@ -223,8 +223,12 @@ def _tool_choice(choice: Any, body: dict[str, Any]) -> None:
         body["parallel_tool_calls"] = False
 
 
-def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A Messages request as a chat-completions request (model already routed)."""
+def to_chat(body: Mapping[str, Any], max_tokens_field: str = "max_tokens") -> dict[str, Any]:
+    """A Messages request as a chat-completions request (model already routed).
+
+    ``max_tokens_field``: OpenAI and Azure take ``max_completion_tokens`` (their reasoning
+    models refuse ``max_tokens``); other OpenAI-compatible servers know ``max_tokens``.
+    """
     for key, value in body.items():
         if key not in _TRANSLATED and key not in _DROPPED and value is not None:
             raise _bad(key, f"{key} cannot be translated to this provider's chat completions.")
@@ -251,7 +255,7 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     if max_tokens is not None:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
             raise _bad("max_tokens", "max_tokens must be an integer.")
-        chat["max_tokens"] = max_tokens
+        chat[max_tokens_field] = max_tokens
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             chat[key] = body[key]
