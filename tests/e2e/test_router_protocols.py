@@ -16,7 +16,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from router_harness import TOKEN, RouterProcess, StubServer, router_env
+from router_harness import MANAGED_KEY, TOKEN, RouterProcess, StubServer, router_env
 
 RESPONSES_PASSTHROUGH = ("openai", "azure", "managed")
 MESSAGES_TRANSLATED = ("openai", "azure", "managed")
@@ -53,6 +53,10 @@ def upstream(stub: StubServer) -> list[dict[str, Any]]:
     return [e for e in stub.requests() if not str(e["path"]).startswith("/_stub")]
 
 
+def provider_key(kind: str) -> str:
+    return MANAGED_KEY if kind == "managed" else f"sk-{kind}-test-key-000"
+
+
 def expected_path(kind: str, route: str) -> str:
     if route == "responses":
         return {"azure": "/openai/responses", "anthropic": "/v1/messages"}.get(
@@ -85,6 +89,7 @@ def test_responses_plain(
     assert float(raw.headers["x-byollm-overhead-ms"]) >= 0
     (entry,) = upstream(stub)
     assert entry["path"] == expected_path(kind, "responses")
+    assert entry["api_key"] == provider_key(kind)  # the router's credential, never the token
     if kind == "azure":
         assert entry["query"]["api-version"] == "2025-04-01-preview"
         assert entry["auth"] == "api-key"
@@ -270,6 +275,7 @@ def test_messages_plain(
     assert float(raw.headers["x-byollm-overhead-ms"]) >= 0
     (entry,) = upstream(stub)
     assert entry["path"] == expected_path(kind, "messages")
+    assert entry["api_key"] == provider_key(kind)  # the router's credential, never the token
     if kind == "anthropic":  # pass-through, the client's anthropic-version kept
         assert entry["body"]["system"] == "Be brief."
         assert entry["anthropic_version"] == raw.http_request.headers["anthropic-version"]
