@@ -29,8 +29,11 @@ import kubernetes
 from byollm.api import GROUP, PLURAL, VERSION
 from byollm.kube import Kube, KubeError, path
 from byollm_operator import builders, conditions
+from byollm_operator.cache import Store
+from byollm_operator.controller import Controller, _everything
 from byollm_operator.reconcile import Reconciler, make_probe
 from byollm_operator.settings import Settings
+from byollm_operator.shards import shards_from_memo
 from byollm_router import contract
 
 log = logging.getLogger("byollm.operator")
@@ -135,30 +138,20 @@ def _load_sealing(kube: Kube, settings: Settings) -> Any:
     return ring
 
 
-async def _resync_loop(rec: Reconciler, period: float) -> None:
-    """Periodically reconcile every LLMConfig: repairs missed events, re-checks credentials."""
+async def _resync_loop(ctl: Controller, period: float) -> None:
+    """Every period, queue the LLMConfigs whose cached inputs changed since their last
+    successful reconcile (see Controller.resync_pass): an in-memory comparison, not a
+    reconcile of everything."""
     while True:
         await asyncio.sleep(period)
-        try:
-            items = await asyncio.to_thread(rec.kube.list, f"/apis/{GROUP}/{VERSION}/{PLURAL}")
-        except Exception as e:
-            log.warning("resync list failed: %s", type(e).__name__)
-            continue
-        started = asyncio.get_running_loop().time()
-        for item in items:
-            meta = item["metadata"]
-            await _reconcile_async(rec, meta["namespace"], meta["name"])
-        took = asyncio.get_running_loop().time() - started
-        log.info("resync pass: %d LLMConfigs in %.1fs", len(items), took)
-
-
-async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
-    try:
-        await asyncio.to_thread(rec.reconcile, namespace, name)
-    except KubeError as e:
-        log.warning("reconcile %s/%s failed: %s", namespace, name, e)
-    except Exception:
-        log.exception("reconcile %s/%s failed", namespace, name)
+        seen, queued, took = await asyncio.to_thread(ctl.resync_pass)
+        log.info(
+            "resync pass: %d LLMConfigs in %.3fs (%d queued, period %.0fs)",
+            seen,
+            took,
+            queued,
+            period,
+        )
 
 
 @kopf.on.startup()
@@ -173,16 +166,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Secrets: only tenant key Secrets (byollm.io/llm-key=true) and our own children
     # (=operator) ever reach this process; the API server filters the rest.
     settings.watching.label_selectors["v1", "secrets"] = contract.LLM_KEY_LABEL
+    # Children: the API server sends only ours (the handlers' label filters are local).
+    managed = f"{builders.LABEL_MANAGED_BY}={builders.MANAGED_BY}"
+    for resource in (("v1", "services"), ("apps", "v1", "deployments")):
+        settings.watching.label_selectors[resource] = managed
+    settings.watching.label_selectors["networking.k8s.io", "v1", "networkpolicies"] = managed
     settings.networking.request_timeout = 60
-    # No cap on per-object workers: kopf keeps an idle worker 5 s, so a cap of 8 admitted
-    # only ~1.6 new objects/s per kind (bench: 100 LLMConfigs took 70 s to reconcile).
-    # Real concurrency is bounded by the reconcile thread pool.
+    # No cap on kopf's per-object workers: they only update the cache and the queue (no
+    # I/O), so they finish at once; an idle one is dropped after a second, not kopf's 5 s
+    # (each holds the last body it saw). Reconcile concurrency is the fixed worker pool.
     settings.queueing.worker_limit = None
+    settings.queueing.idle_timeout = 1.0
+    settings.batching.batch_window = 0.05
     with contextlib.suppress(kubernetes.config.ConfigException):
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     if not kubernetes.client.Configuration.get_default_copy().api_key:
         await asyncio.to_thread(kubernetes.config.load_kube_config)
-    kube = Kube(kubernetes.client.ApiClient(), builders.FIELD_MANAGER)
+    api = kubernetes.client.ApiClient()
+    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = cfg.reconcile_workers + 2
+    kube = Kube(api, builders.FIELD_MANAGER)
     ring = await asyncio.to_thread(_load_sealing, kube, cfg)
     rec = Reconciler(
         kube=kube,
@@ -190,10 +192,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         post_event=_event_poster(kube),
         unseal=ring.unseal if ring is not None else None,
         probe=make_probe(cfg) if cfg.credentials_probe_enabled else None,
+        store=Store(),
     )
+    shards = shards_from_memo(memo)
+    ctl = Controller(rec, cfg.reconcile_workers, owns=shards.owns if shards else _everything)
+    if shards is not None:
+        shards.on_acquired = lambda shard: log.info(
+            "shard %d: queued %d LLMConfigs",
+            shard,
+            ctl.requeue_namespaces(lambda ns: shards.shard_of(ns) == shard),
+        )
     memo.reconciler = rec
-    memo.resync = asyncio.create_task(_resync_loop(rec, cfg.resync_period))
-    log.info("byollm operator started (resync %.0fs)", cfg.resync_period)
+    memo.controller = ctl
+    ctl.start()
+    memo.resync = asyncio.create_task(_resync_loop(ctl, cfg.resync_period))
+    log.info(
+        "byollm operator started (resync %.0fs, %d workers)",
+        cfg.resync_period,
+        cfg.reconcile_workers,
+    )
 
 
 @kopf.on.cleanup()
@@ -203,74 +220,37 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    ctl = getattr(memo, "controller", None)
+    if ctl is not None:
+        await asyncio.to_thread(ctl.stop)
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-def llmconfigs_by_secret(
-    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-) -> dict[tuple[str, str], tuple[str, str]] | None:
-    """(namespace, Secret name) -> the LLMConfigs whose secretKeyRef names it."""
-    ref = ((spec.get("provider") or {}).get("apiKey") or {}).get("secretKeyRef") or {}
-    if not ref.get("name") or namespace is None:
-        return None
-    return {(namespace, ref["name"]): (namespace, name)}
+def _controller(memo: Any) -> Controller:
+    ctl: Controller = memo.controller
+    return ctl
 
 
-def _echo(rec: Reconciler, body: kopf.Body) -> bool:
-    """The event only carries back our own last write (its resourceVersion): skip it. A
-    change by anyone else, or a later one, comes with another resourceVersion."""
-    meta = body.get("metadata", {})
-    try:
-        p = path(body["apiVersion"], body["kind"], meta["namespace"], meta["name"])
-    except KeyError:
-        return False
-    return rec.kube.own_write(p, meta.get("resourceVersion"))
+def _raw(event: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = event["object"]
+    return raw
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def llmconfig_event(
-    type: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    if type == "DELETED" or namespace is None:
-        return
-    rec = _reconciler(memo)
-    if _echo(rec, body):  # our own status patch coming back
-        return
-    await _reconcile_async(rec, namespace, name)
+async def llmconfig_event(type: str | None, event: Any, memo: kopf.Memo, **_: Any) -> None:
+    _controller(memo).on_llmconfig(type, _raw(event))
 
 
 @kopf.on.event("v1", "secrets", labels={contract.LLM_KEY_LABEL: "true"})
-async def key_secret_event(
-    type: str, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    """A tenant's key Secret changed (only opted-in Secrets are ever read): reconcile the
-    LLMConfigs that name it, so a rotated key rolls their routers."""
-    index: kopf.Index[tuple[str, str], tuple[str, str]] = kwargs["llmconfigs_by_secret"]
-    if not type or namespace is None:
-        return  # initial listing: the LLMConfigs' own listing reconciles everything
-    rec = _reconciler(memo)
-    # Copy first: the index is live and changes while we await (LLMConfigs come and go).
-    for ns, llmc in list(index.get((namespace, name), [])):
-        await _reconcile_async(rec, ns, llmc)
+async def key_secret_event(type: str | None, event: Any, memo: kopf.Memo, **_: Any) -> None:
+    """A tenant's key Secret changed (only opted-in Secrets are ever read): the LLMConfigs
+    that name it are queued, so a rotated key rolls their routers."""
+    _controller(memo).on_key_secret(type, _raw(event))
 
 
 @kopf.on.event("v1", "secrets", labels=CHILD_LABELS)
 @kopf.on.event("v1", "services", labels=CHILD_LABELS)
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
-async def child_event(
-    type: str,
-    namespace: str | None,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
+async def child_event(type: str | None, event: Any, memo: kopf.Memo, **_: Any) -> None:
     """A child changed: put back edits and deletions, follow the Deployment's rollout."""
-    parent = labels.get(builders.LABEL_CONFIG)
-    if not type or not parent or namespace is None:
-        return
-    rec = _reconciler(memo)
-    if type != "DELETED" and _echo(rec, body):  # our own apply coming back
-        return
-    await _reconcile_async(rec, namespace, parent)
+    _controller(memo).on_child(type, _raw(event))

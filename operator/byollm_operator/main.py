@@ -34,7 +34,7 @@ def _load_config() -> None:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
-def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
+def _run_kopf(stop: threading.Event, liveness: str | None, memo: Any = None) -> None:
     from byollm_operator import handlers  # noqa: F401 - registers the handlers
 
     # kopf's default identity asks the password database for the user name; the image's
@@ -49,6 +49,7 @@ def _run_kopf(stop: threading.Event, liveness: str | None) -> None:
                 stop_flag=stop,
                 liveness_endpoint=liveness or None,
                 identity=identity,
+                memo=memo,
             )
         finally:
             # kopf waits on a threading.Event in an executor thread; release it, or
@@ -145,6 +146,33 @@ def _elect(settings: Settings, lock: Any, leading: threading.Event, lost: thread
     lost.set()
 
 
+def _run_sharded(settings: Settings, stop: threading.Event) -> int:
+    """Every replica runs kopf (watching everything, so a shard taken over is already
+    cached) and reconciles only the shards whose Leases it holds (shards.py)."""
+    from byollm.kube import Kube
+    from byollm_operator.builders import FIELD_MANAGER
+    from byollm_operator.shards import ShardManager
+
+    identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}".lower()[:200]
+    mgr = ShardManager(
+        Kube(kubernetes.client.ApiClient(), FIELD_MANAGER),
+        settings.namespace,
+        settings.lease_name,
+        settings.shards,
+        identity,
+        lease_duration=settings.lease_duration,
+        renew_deadline=settings.lease_renew_deadline,
+        retry_period=settings.lease_retry_period,
+    )
+    log.info("sharded: %d shards, identity %s", settings.shards, identity)
+    mgr.start()
+    try:
+        _run_kopf(stop, settings.liveness_endpoint, memo=kopf.Memo(shards=mgr))
+    finally:
+        mgr.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="byollm-operator", description=__doc__)
     parser.add_argument("--verbose", action="store_true")
@@ -163,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     _load_config()
     stop = threading.Event()
+    if settings.shards > 1:
+        return _run_sharded(settings, stop)
     if settings.leader_election and not args.no_leader_election:
         leading, lost = threading.Event(), threading.Event()
         identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -28,9 +28,10 @@ import httpx
 from pydantic import ValidationError
 
 from byollm.api import API_VERSION, KIND, LLMConfigSpec, ProviderSpec
-from byollm.kube import Kube, KubeError, path
+from byollm.kube import Kube, KubeError, manifest_path, path
 from byollm_operator import builders, conditions
 from byollm_operator import conditions as c
+from byollm_operator.cache import Store
 from byollm_operator.settings import Settings
 from byollm_router import contract
 from byollm_router.contract import Mode, ProviderType
@@ -66,6 +67,9 @@ class Reconciler:
     post_event: EventFn
     unseal: Callable[[str, str, str], str] | None = None
     probe: Callable[[ProviderSpec, str], tuple[str, str, str]] | None = None
+    store: Store | None = None
+    """Watch-fed cache: reads come from it (a GET only on a miss), and every write's
+    response goes into it. None: every read is a GET (tools, tests of the bare logic)."""
     # key -> "run again" flag, present while a reconcile of that key is running
     _running: dict[tuple[str, str], bool] = field(default_factory=dict)
     _running_guard: threading.Lock = field(default_factory=threading.Lock)
@@ -103,6 +107,15 @@ class Reconciler:
                     return
                 self._running[key] = False
 
+    def probe_due(self, namespace: str, name: str) -> bool:
+        """The credentials check of this LLMConfig is older than the probe period."""
+        if not self.settings.credentials_probe_enabled or self.probe is None:
+            return False
+        memo = self._probes.get((namespace, name))
+        return memo is not None and (
+            time.monotonic() - memo.at >= self.settings.credentials_probe_period
+        )
+
     def _warn(self, obj: dict[str, Any], reason: str, message: str) -> None:
         """A reconcile that could not bring the router in line: a Warning Event and a log
         line, both with the reason (messages never carry a key)."""
@@ -112,8 +125,36 @@ class Reconciler:
         )
         self.post_event(obj, "Warning", reason, message)
 
+    def _read(self, p: str, fetch_on_miss: bool = True) -> dict[str, Any] | None:
+        """The object from the cache, else (``fetch_on_miss``) from the API server."""
+        if self.store is None:
+            return self.kube.get(p)
+        got = self.store.get(p)
+        if got is None and fetch_on_miss:
+            got = self.kube.get(p)
+            if got is not None:
+                got = self.store.put(got) or self.store.get(p)
+        return got
+
+    def _wrote(self, obj: dict[str, Any] | None) -> None:
+        """Put a write's response into the cache: the next reconcile must not act on the
+        state from before it (the watch event may not have arrived yet)."""
+        if self.store is not None and obj:
+            self.store.put(obj)
+
+    def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Apply a child if it differs; returns the live (or cached) object."""
+        if self.store is None:
+            result, _changed = self.kube.apply_if_changed(manifest)
+            return result
+        p = manifest_path(manifest)
+        live, _changed = self.kube.apply_cached(manifest, self.store.get(p))
+        if live is not None:
+            return self.store.put(live) or self.store.get(p) or live
+        return self.store.get(p) or {}
+
     def _reconcile_once(self, namespace: str, name: str) -> None:
-        obj = self.kube.get(path(API_VERSION, KIND, namespace, name))
+        obj = self._read(path(API_VERSION, KIND, namespace, name), fetch_on_miss=False)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             self._probes.pop((namespace, name), None)
             return  # children go with it (ownerReferences, garbage collector)
@@ -160,12 +201,11 @@ class Reconciler:
             token = self._ensure_token(owner)
             children = builders.build(owner, spec, api_key, self.settings, token)
             if old_hash and old_hash != children.config_hash:  # read before it is rewritten
-                live = self.kube.get(path("v1", "Secret", ns, builders.llm_secret_name(name)))
+                live = self._read(path("v1", "Secret", ns, builders.llm_secret_name(name)))
                 changed = builders.changed_fields(builders.secret_env(live), children.env)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
-                result, _changed = self.kube.apply_if_changed(manifest)
-                applied[manifest["kind"]] = result
+                applied[manifest["kind"]] = self._apply(manifest)
             if serving is Mode.MANAGED:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
         except KubeError as e:
@@ -219,7 +259,7 @@ class Reconciler:
         source = spec.provider.api_key
         if source.secret_key_ref is not None:
             ref = source.secret_key_ref
-            secret = self.kube.get(path("v1", "Secret", ns, ref.name))
+            secret = self._read(path("v1", "Secret", ns, ref.name))
             if secret is None:
                 raise KeyUnavailable(
                     c.SECRET_NOT_FOUND,
@@ -261,7 +301,7 @@ class Reconciler:
         """The router token: created once, never replaced while it exists (a recreated one
         changes the config hash, so the router rolls and reads it)."""
         p = path("v1", "Secret", owner.namespace, builders.token_secret_name(owner.name))
-        live = self.kube.get(p)
+        live = self._read(p)
         raw = ((live or {}).get("data") or {}).get(builders.TOKEN_KEY)
         if raw:
             return base64.b64decode(raw).decode()
@@ -269,13 +309,13 @@ class Reconciler:
         manifest = builders.token_secret(owner, token)
         if live is None:
             try:
-                self.kube.create(manifest)
+                self._wrote(self.kube.create(manifest))
             except KubeError as e:
                 if e.status != 409:
                     raise
                 return self._ensure_token(owner)  # made concurrently: use that one
         else:
-            self.kube.apply(manifest)
+            self._wrote(self.kube.apply(manifest))
         return token
 
     def _wipe_byo_keys(
@@ -286,9 +326,11 @@ class Reconciler:
         left = [k for k in contract.BYO_SECRET_KEYS if k in data]
         meta = secret["metadata"]
         if left:
-            self.kube.json_patch(
-                path("v1", "Secret", meta["namespace"], meta["name"]),
-                [{"op": "remove", "path": f"/data/{k}"} for k in left],
+            self._wrote(
+                self.kube.json_patch(
+                    path("v1", "Secret", meta["namespace"], meta["name"]),
+                    [{"op": "remove", "path": f"/data/{k}"} for k in left],
+                )
             )
         if left or old_mode == Mode.BYO.value:
             self.post_event(
@@ -461,9 +503,11 @@ class Reconciler:
         patch = {k: v for k, v in new.items() if status.get(k) != v}
         if not patch:
             return
-        self.kube.merge_patch(
-            path(API_VERSION, KIND, meta["namespace"], meta["name"]) + "/status",
-            {"status": patch},
+        self._wrote(
+            self.kube.merge_patch(
+                path(API_VERSION, KIND, meta["namespace"], meta["name"]) + "/status",
+                {"status": patch},
+            )
         )
 
 

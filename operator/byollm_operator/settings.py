@@ -115,6 +115,17 @@ class Settings(BaseSettings):
         description="Seconds between safety-net reconciles of every LLMConfig (writes only "
         "on drift).",
     )
+    reconcile_workers: int = Field(
+        default=4,
+        ge=1,
+        description="Reconcile worker threads (fixed; the work queue orders what they take).",
+    )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        description="Tenant shards (by CRC-32 of the namespace), one Lease each; above 1, "
+        "every replica reconciles the shards it holds instead of one leader doing all.",
+    )
     sealing_secret: str = Field(
         default="byollm-sealing-key", description="Secret holding the sealing private key(s)."
     )

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any, Final
 
 from kubernetes import client
@@ -25,6 +26,7 @@ _PLURALS: Final = {
     ("apps/v1", "Deployment"): "deployments",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     ("byollm.io/v1alpha1", "LLMConfig"): "llmconfigs",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
     # installed by tests, benchmarks and `byollm dev` (the operator itself never writes these)
     ("v1", "Namespace"): "namespaces",
     ("v1", "ServiceAccount"): "serviceaccounts",
@@ -170,7 +172,7 @@ class Kube:
         """
         meta = manifest["metadata"]
         p = path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
-        want = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+        want = _manifest_hash(manifest)
         live = self.get(p)
         if live is not None:
             rv = live.get("metadata", {}).get("resourceVersion", "")
@@ -185,6 +187,35 @@ class Kube:
                 return live, False
         result = self.apply(manifest)
         self._remember(p, want, result.get("metadata", {}).get("resourceVersion", ""))
+        return result, True
+
+    def apply_cached(
+        self, manifest: dict[str, Any], cached: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """:meth:`apply_if_changed` for a caller that keeps a watch-fed cache: ``cached``
+        carries the live object's :func:`fingerprint` as ``fp`` (None: not in the cache).
+
+        When that fingerprint is the one our last apply or verification of this exact
+        manifest left, nothing is read or written (returns None). Otherwise the live object
+        is fetched and compared by dry-run as usual. Status-only changes (a Deployment's
+        rollout progress) keep the fingerprint, so they cost no request at all.
+        """
+        meta = manifest["metadata"]
+        p = path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+        want = _manifest_hash(manifest)
+        if cached is not None:
+            with self._verified_guard:
+                if self._verified.get(p) == (want, cached.get("fp")):
+                    return None, False
+        live = self.get(p)
+        if live is not None:
+            fp = fingerprint(live)
+            dry = self.apply(manifest, dry_run=True)
+            if _comparable(dry) == _comparable(live):
+                self._remember(p, want, fp)
+                return live, False
+        result = self.apply(manifest)
+        self._remember(p, want, fingerprint(result))
         return result, True
 
     def _remember(self, p: str, want: str, rv: str) -> None:
@@ -223,6 +254,48 @@ class Kube:
     def list(self, resource_path: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.request("GET", resource_path).get("items", [])
         return items
+
+    def list_pages(
+        self, resource_path: str, limit: int = 500, label_selector: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, fetched ``limit`` at a time (bounded response size
+        and memory, however many objects the cluster holds)."""
+        cont = ""
+        while True:
+            query = [("limit", str(limit))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if cont:
+                query.append(("continue", cont))
+            page = self.request("GET", resource_path, query=query)
+            yield from page.get("items", [])
+            cont = (page.get("metadata") or {}).get("continue") or ""
+            if not cont:
+                return
+
+
+def _manifest_hash(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+_VOLATILE_ANNOTATIONS: Final = ("deployment.kubernetes.io/revision",)
+
+
+def fingerprint(obj: dict[str, Any]) -> str:
+    """Hash of everything in an object but its status and the fields the API server and
+    controllers bump on their own (resourceVersion, generation, managedFields, a
+    Deployment's revision annotation): equal fingerprints, equal desired state, so a
+    rollout's status updates do not look like drift, while any edit of spec, data,
+    labels or annotations does."""
+    meta = dict(obj.get("metadata") or {})
+    for k in ("resourceVersion", "generation", "managedFields"):
+        meta.pop(k, None)
+    ann = meta.get("annotations")
+    if ann and any(a in ann for a in _VOLATILE_ANNOTATIONS):
+        meta["annotations"] = {k: v for k, v in ann.items() if k not in _VOLATILE_ANNOTATIONS}
+    rest = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    blob = json.dumps([meta, rest], sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(blob, digest_size=12).hexdigest()
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
