@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Any, cast
@@ -40,7 +41,7 @@ log = logging.getLogger("byollm.operator")
 CHILD_LABELS = {builders.LABEL_MANAGED_BY: builders.MANAGED_BY}
 REPORTING_COMPONENT = builders.MANAGED_BY
 """Events' source.component and reportingController (the "From" of kubectl describe)."""
-REPORTING_INSTANCE = socket.gethostname()[:128]
+REPORTING_INSTANCE = (os.environ.get("HOSTNAME") or socket.gethostname())[:128]
 """Events' reportingInstance: the operator pod's name."""
 
 

@@ -153,7 +153,8 @@ def _run_sharded(settings: Settings, stop: threading.Event) -> int:
     from byollm_operator.builders import FIELD_MANAGER
     from byollm_operator.shards import ShardManager
 
-    identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}".lower()[:200]
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    identity = f"{host}-{uuid.uuid4().hex[:8]}".lower()[:200]
     mgr = ShardManager(
         Kube(kubernetes.client.ApiClient(), FIELD_MANAGER),
         settings.namespace,

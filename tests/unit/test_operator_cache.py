@@ -1,0 +1,140 @@
+"""The operator's cache, work queue and shard function (pure, no cluster)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from byollm.kube import fingerprint
+from byollm_operator.cache import Lane, Store, WorkQueue, slim
+from byollm_operator.shards import shard_of
+
+
+def _llmc(name: str, rv: str, gen: int = 1, secret: str = "k") -> dict[str, Any]:
+    return {
+        "apiVersion": "byollm.io/v1alpha1",
+        "kind": "LLMConfig",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": "u",
+            "resourceVersion": rv,
+            "generation": gen,
+            "managedFields": [{"manager": "x" * 1000}],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "y" * 5000},
+        },
+        "spec": {"mode": "BYO", "provider": {"apiKey": {"secretKeyRef": {"name": secret}}}},
+        "status": {"observedGeneration": gen},
+    }
+
+
+def _deployment(rv: str, replicas: int = 1, ready: int = 0, rev: str = "1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "a-router",
+            "namespace": "ns",
+            "resourceVersion": rv,
+            "generation": 1,
+            "annotations": {"deployment.kubernetes.io/revision": rev},
+            "labels": {"byollm.io/llmconfig": "a"},
+        },
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"image": "r"}]}}},
+        "status": {"readyReplicas": ready},
+    }
+
+
+def test_queue_spec_lane_jumps_ahead_and_keys_are_deduplicated() -> None:
+    q = WorkQueue()
+    for i in range(5):
+        q.add(("ns", f"echo{i}"), Lane.CHILD)
+    q.add(("ns", "echo0"), Lane.CHILD)  # already queued: one entry
+    q.add(("ns", "changed"), Lane.SPEC)
+    q.add(("ns", "echo3"), Lane.SPEC)  # promoted, not duplicated
+    assert len(q) == 6
+    got = [q.get(0) for _ in range(6)]
+    assert got[:2] == [("ns", "changed"), ("ns", "echo3")]
+    assert sorted(k[1] for k in got[2:] if k) == ["echo0", "echo1", "echo2", "echo4"]
+    assert q.get(0.01) is None
+
+
+def test_queue_never_hands_out_a_key_twice_at_once_and_reruns_it_after() -> None:
+    q = WorkQueue()
+    q.add(("ns", "a"))
+    assert q.get(0) == ("ns", "a")
+    q.add(("ns", "a"), Lane.SPEC)  # arrives while a worker has it
+    assert q.get(0.01) is None
+    q.done(("ns", "a"))
+    assert q.get(0) == ("ns", "a")
+    q.done(("ns", "a"))
+    assert q.get(0.01) is None
+
+
+def test_queue_retry_backs_off_per_key_and_forget_resets() -> None:
+    q = WorkQueue(backoff_base=0.05, backoff_max=0.2)
+    key = ("ns", "a")
+    assert [q.retry(key) for _ in range(4)] == [0.05, 0.1, 0.2, 0.2]
+    q.forget(key)
+    assert q.retry(key) == 0.05
+    t0 = time.monotonic()
+    assert q.get(2) == key  # delayed entries arrive (one entry despite five retries)
+    assert time.monotonic() - t0 >= 0.04
+    q.done(key)
+
+
+def test_queue_wakes_a_blocked_worker() -> None:
+    q = WorkQueue()
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(q.get(5)))
+    t.start()
+    time.sleep(0.05)
+    q.add(("ns", "a"))
+    t.join(2)
+    assert got == [("ns", "a")]
+
+
+def test_slim_keeps_what_a_reconcile_reads_and_drops_the_bulk() -> None:
+    s = slim(_llmc("a", "5"))
+    assert s["spec"]["mode"] == "BYO"
+    assert s["status"] == {"observedGeneration": 1}
+    assert "managedFields" not in s["metadata"]
+    assert "annotations" not in s["metadata"]
+    d = slim(_deployment("7", replicas=2, ready=1))
+    assert d["spec"] == {"replicas": 2}
+    assert d["status"] == {"readyReplicas": 1}
+    assert "template" not in str(d)
+
+
+def test_fingerprint_ignores_status_and_controller_bookkeeping_but_not_edits() -> None:
+    base = fingerprint(_deployment("7"))
+    assert fingerprint(_deployment("9", ready=1, rev="2")) == base  # rollout progress
+    assert fingerprint(_deployment("9", replicas=3)) != base  # someone scaled it
+
+
+def test_store_keeps_the_newer_object_and_indexes_key_secrets() -> None:
+    st = Store()
+    assert st.put(_llmc("a", "10")) is not None
+    assert st.put(_llmc("a", "9")) is None  # a late watch event: the write response wins
+    assert st.users_of_secret("ns", "k") == ["a"]
+    st.put(_llmc("a", "11", gen=2, secret="k2"))
+    assert st.users_of_secret("ns", "k") == []
+    assert st.users_of_secret("ns", "k2") == ["a"]
+    before = st.inputs(("ns", "a"))
+    st.put(_deployment("12"))
+    assert st.inputs(("ns", "a")) != before
+    st.delete(_llmc("a", "13"))
+    assert st.llmconfig_keys() == []
+    assert st.users_of_secret("ns", "k2") == []
+
+
+def test_shard_of_is_stable_and_spreads_namespaces() -> None:
+    assert shard_of("tenant-acme", 4) == shard_of("tenant-acme", 4)
+    assert shard_of("tenant-acme", 1) == 0
+    counts = [0, 0, 0, 0]
+    for i in range(4000):
+        counts[shard_of(f"bench-{i}", 4)] += 1
+    assert min(counts) > 800
+    # CRC-32 of the name: the same in every process and Python version.
+    assert shard_of("bench-0", 7) == 2530901313 % 7
