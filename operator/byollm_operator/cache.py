@@ -39,6 +39,9 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 )
 
 
+_API = {"LLMConfig": LLMC_API, **{kind: api for api, kind in CHILD_KINDS}}
+
+
 class Lane(IntEnum):
     """Work queue lanes, most urgent first."""
 
@@ -77,7 +80,12 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
             "spec": obj.get("spec") or {},
             "status": obj.get("status") or {},
         }
-    out: dict[str, Any] = {"kind": kind, "metadata": _meta(meta, "labels"), "fp": fingerprint(obj)}
+    out: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": kind,
+        "metadata": _meta(meta, "labels"),
+        "fp": fingerprint(obj),
+    }
     if kind == "Secret":
         out["data"] = obj.get("data") or {}
     elif kind == "Deployment":
@@ -113,6 +121,7 @@ class Store:
         except KeyError:
             return None
         s = slim(obj)
+        s["seen"] = time.monotonic()
         with self._lock:
             old = self._objs.get(p)
             if old is not None and _rv(old) > _rv(s) >= 0:
@@ -125,7 +134,12 @@ class Store:
     def delete(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         try:
-            p = path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+            p = path(
+                obj.get("apiVersion") or _API[obj["kind"]],
+                obj["kind"],
+                meta["namespace"],
+                meta["name"],
+            )
         except KeyError:
             return
         with self._lock:
@@ -159,6 +173,20 @@ class Store:
     def get(self, p: str) -> dict[str, Any] | None:
         with self._lock:
             return self._objs.get(p)
+
+    def touch(self, p: str) -> None:
+        """A re-listing showed the object unchanged: it still exists."""
+        with self._lock:
+            got = self._objs.get(p)
+            if got is not None:
+                got["seen"] = time.monotonic()
+
+    def unseen_since(self, kind: str, since: float) -> list[dict[str, Any]]:
+        """Cached objects of ``kind`` no event or listing mentioned since ``since``."""
+        with self._lock:
+            return [
+                o for o in self._objs.values() if o["kind"] == kind and o.get("seen", 0) < since
+            ]
 
     def users_of_secret(self, namespace: str, name: str) -> list[str]:
         """LLMConfigs (names, same namespace) whose secretKeyRef names this Secret."""

@@ -51,6 +51,12 @@ class Controller:
         self.workers = workers
         self._done: dict[Key, tuple[Any, ...]] = {}  # inputs of the last successful reconcile
         self._threads: list[threading.Thread] = []
+        # kind -> [monotonic start, last event] of a (re)listing in progress (kopf passes
+        # type None for the objects of a listing: at start and after a broken watch)
+        self._listing: dict[str, list[float]] = {}
+        self._listing_guard = threading.Lock()
+        self._stopped = threading.Event()
+        self.listing_quiet = 5.0
 
     # --- workers ------------------------------------------------------------------------
 
@@ -59,8 +65,12 @@ class Controller:
             t = threading.Thread(target=self._work, daemon=True, name=f"reconcile-{i}")
             t.start()
             self._threads.append(t)
+        t = threading.Thread(target=self._sweeper, daemon=True, name="relist-sweep")
+        t.start()
+        self._threads.append(t)
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopped.set()
         self.queue.close()
         for t in self._threads:
             t.join(timeout)
@@ -97,6 +107,51 @@ class Controller:
 
     # --- events -------------------------------------------------------------------------
 
+    def _listed(self, type_: str | None, body: dict[str, Any]) -> None:
+        """Note a listing event (type None) of the body's kind."""
+        if type_ is not None:
+            return
+        now = time.monotonic()
+        with self._listing_guard:
+            span = self._listing.setdefault(body.get("kind", ""), [now, now])
+            span[1] = now
+
+    def _sweeper(self) -> None:
+        while not self._stopped.wait(1.0):
+            try:
+                self.sweep()
+            except Exception:  # never let the sweeper die
+                log.exception("relist sweep failed")
+
+    def sweep(self, now: float | None = None) -> int:
+        """After a (re)listing went quiet: objects of that kind it did not mention were
+        deleted while the watch was down (kopf sends no DELETED for them). Drop them and
+        queue their LLMConfigs. A wrong drop only costs a GET: the reconcile finds the
+        object missing from the cache and reads it."""
+        now = time.monotonic() if now is None else now
+        with self._listing_guard:
+            done = [k for k, (_, last) in self._listing.items() if now - last >= self.listing_quiet]
+            spans = {k: self._listing.pop(k)[0] for k in done}
+        dropped = 0
+        for kind, since in spans.items():
+            for obj in self.store.unseen_since(kind, since):
+                dropped += 1
+                self.store.delete(obj)
+                meta = obj["metadata"]
+                ns, name = meta["namespace"], meta["name"]
+                if kind == "LLMConfig":
+                    self._done.pop((ns, name), None)
+                    continue
+                parent = (meta.get("labels") or {}).get(builders.LABEL_CONFIG)
+                if parent:
+                    self._enqueue(ns, parent, Lane.SPEC)
+                elif kind == "Secret":
+                    for llmc in self.store.users_of_secret(ns, name):
+                        self._enqueue(ns, llmc, Lane.SPEC)
+        if dropped:
+            log.info("relisting: %d cached objects were deleted meanwhile", dropped)
+        return dropped
+
     def _enqueue(self, ns: str, name: str, lane: Lane) -> None:
         if self.owns(ns):
             self.queue.add((ns, name), lane)
@@ -110,6 +165,7 @@ class Controller:
             self.store.delete(body)
             self._done.pop((ns, name), None)
             return
+        self._listed(type_, body)
         p = path(body["apiVersion"], body["kind"], ns, name)
         old = self.store.get(p)
         new = self.store.put(body)
@@ -130,6 +186,7 @@ class Controller:
         if type_ == "DELETED":
             self.store.delete(body)
         else:
+            self._listed(type_, body)
             old = self.store.get(path("v1", "Secret", ns, name))
             if self.store.put(body) is None:
                 return
@@ -152,6 +209,7 @@ class Controller:
             if parent:
                 self._enqueue(ns, parent, Lane.SPEC)  # put it back
             return
+        self._listed(type_, body)
         p = path(body["apiVersion"], body["kind"], ns, meta["name"])
         old = self.store.get(p)
         new = self.store.put(body)
