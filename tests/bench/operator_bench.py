@@ -283,7 +283,7 @@ def _operator(cp: controlplane.ControlPlane, plan: Plan, logs: Path) -> Service:
         env["PYTHONPATH"] = os.environ["BENCH_OPERATOR_PYTHONPATH"]
     env.update({k: v for k, v in os.environ.items() if k.startswith("EXP_")})
     svc = Service("operator", [str(exe)], logs / "operator.log", env=env).start()
-    poll("operator started", lambda: "operator started" in svc.tail(100_000), 60, 0.2)
+    poll("operator started", lambda: "operator started" in svc.tail(100_000), 240, 0.2)
     spy = os.environ.get("BENCH_PY_SPY")  # path to py-spy: sample the operator (analysis)
     if spy:
         out = logs / "operator-py-spy.txt"

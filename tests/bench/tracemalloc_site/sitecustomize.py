@@ -31,10 +31,10 @@ def _dump(path: str) -> None:
         lines += [str(s) for s in snap.statistics("lineno")[:40]]
         lines += ["", "by file:"]
         lines += [str(s) for s in snap.statistics("filename")[:30]]
-        lines += ["", "by traceback (top 8, 6 frames):"]
+        lines += ["", "by traceback (top 8, 4 frames):"]
         for s in snap.statistics("traceback")[:8]:
             lines.append(f"{s.size / 2**20:.1f} MB in {s.count} blocks")
-            lines += ["    " + x for x in s.traceback.format(limit=6)]
+            lines += ["    " + x for x in s.traceback.format(limit=4)]
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -42,5 +42,5 @@ def _dump(path: str) -> None:
 
 
 if _OUT:
-    tracemalloc.start(6)
+    tracemalloc.start(4)
     threading.Thread(target=_dump, args=(_OUT,), daemon=True, name="tracemalloc-dump").start()
