@@ -175,7 +175,11 @@ class Controller:
             "resourceVersion"
         ):
             return  # a re-listing: nothing new
-        spec_changed = old is None or old.get("spec") != new.get("spec")
+        spec_changed = (
+            old is None
+            or old["metadata"].get("generation") != new["metadata"].get("generation")
+            or old.get("spec") != new.get("spec")
+        )
         self._enqueue(ns, name, Lane.SPEC if spec_changed else Lane.CHILD)
 
     def on_key_secret(self, type_: str | None, body: dict[str, Any]) -> None:

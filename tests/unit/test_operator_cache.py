@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from byollm.kube import fingerprint
 from byollm_operator.cache import Lane, Store, WorkQueue, slim
+from byollm_operator.controller import Controller
 from byollm_operator.shards import shard_of
 
 
@@ -138,3 +139,81 @@ def test_shard_of_is_stable_and_spreads_namespaces() -> None:
     assert min(counts) > 800
     # CRC-32 of the name: the same in every process and Python version.
     assert shard_of("bench-0", 7) == 2530901313 % 7
+
+
+class _Kube:
+    def own_write(self, p: str, rv: str | None) -> bool:
+        return rv == "own"
+
+
+class _Rec:
+    """The parts of a Reconciler the controller calls (no API server in unit tests)."""
+
+    def __init__(self) -> None:
+        self.store: Store | None = None
+        self.kube = _Kube()
+        self.reconciled: list[tuple[str, str]] = []
+
+    def reconcile(self, ns: str, name: str) -> None:
+        self.reconciled.append((ns, name))
+
+    def probe_due(self, ns: str, name: str) -> bool:
+        return False
+
+
+def _controller() -> tuple[Controller, _Rec]:
+    rec = _Rec()
+    return Controller(cast(Any, rec), workers=1), rec
+
+
+def _drain(ctl: Controller) -> list[tuple[str, str]]:
+    out = []
+    while (k := ctl.queue.get(0)) is not None:
+        out.append(k)
+        ctl._process(k)
+        ctl.queue.done(k)
+    return out
+
+
+def test_events_pick_lanes_and_echoes_are_dropped() -> None:
+    ctl, _ = _controller()
+    ctl.on_llmconfig(None, _llmc("a", "1"))
+    ctl.on_llmconfig(None, _llmc("b", "2"))
+    ctl.on_child(None, _deployment("3"))  # a's router, listed
+    assert _drain(ctl) == [("ns", "a"), ("ns", "b")]
+    ctl.on_child("MODIFIED", _deployment("4", ready=1))  # rollout progress of a's router
+    ctl.on_llmconfig("MODIFIED", _llmc("b", "5", gen=2))  # a spec change, later
+    ctl.on_llmconfig("MODIFIED", _llmc("a", "own"))  # our own status write coming back
+    assert _drain(ctl) == [("ns", "b"), ("ns", "a")]
+
+
+def test_resync_queues_only_what_changed_since_its_last_reconcile() -> None:
+    ctl, rec = _controller()
+    for i in range(49):
+        ctl.on_llmconfig(None, _llmc(f"t{i}", str(i + 1)))
+    ctl.on_llmconfig(None, _llmc("a", "60"))
+    _drain(ctl)
+    seen, queued, _took = ctl.resync_pass()
+    assert (seen, queued) == (50, 0)
+    ctl.store.put(_deployment("100"))  # a change whose event was lost
+    assert ctl.resync_pass()[1] == 1
+    assert _drain(ctl) == [("ns", "a")]
+    assert rec.reconciled[-1] == ("ns", "a")
+    assert ctl.resync_pass()[1] == 0
+
+
+def test_a_relisting_drops_objects_deleted_while_the_watch_was_down() -> None:
+    ctl, _ = _controller()
+    ctl.on_llmconfig(None, _llmc("a", "1"))
+    ctl.on_child(None, _deployment("2"))
+    ctl.sweep(now=time.monotonic() + 10)  # the first listing: nothing to drop
+    _drain(ctl)
+    t = time.monotonic()
+    ctl.on_llmconfig(None, _llmc("a", "1"))  # re-listing after a broken watch ...
+    ctl.on_child(None, {**_deployment("5"), "kind": "Service", "apiVersion": "v1"})
+    assert ctl.sweep(now=t + 10) == 0  # ... Deployments listing not over: too early
+    assert ctl.store.get("/apis/apps/v1/namespaces/ns/deployments/a-router") is not None
+    ctl._listed(None, _deployment("x"))  # the Deployment listing ran, without a-router
+    assert ctl.sweep(now=time.monotonic() + 10) == 1
+    assert ctl.store.get("/apis/apps/v1/namespaces/ns/deployments/a-router") is None
+    assert _drain(ctl) == [("ns", "a")]
