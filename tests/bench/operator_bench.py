@@ -67,7 +67,7 @@ class Plan:
 
     @classmethod
     def full(cls, sizes: tuple[int, ...]) -> Plan:
-        return cls(sizes, {n: min(50, n) for n in sizes}, 5.0, 30.0, 600.0)
+        return cls(sizes, {n: min(50, n) for n in sizes}, 5.0, 30.0, max(600.0, 0.15 * max(sizes)))
 
     @classmethod
     def short(cls) -> Plan:
