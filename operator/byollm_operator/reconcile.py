@@ -142,16 +142,16 @@ class Reconciler:
         if self.store is not None and obj:
             self.store.put(obj)
 
-    def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Apply a child if it differs; returns the live (or cached) object."""
+    def _apply(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Apply a child if it differs; returns the live (or cached) object and whether
+        it was written."""
         if self.store is None:
-            result, _changed = self.kube.apply_if_changed(manifest)
-            return result
+            return self.kube.apply_if_changed(manifest)
         p = manifest_path(manifest)
-        live, _changed = self.kube.apply_cached(manifest, self.store.get(p))
+        live, written = self.kube.apply_cached(manifest, self.store.get(p))
         if live is not None:
-            return self.store.put(live) or self.store.get(p) or live
-        return self.store.get(p) or {}
+            return self.store.put(live) or self.store.get(p) or live, written
+        return self.store.get(p) or {}, written
 
     def _reconcile_once(self, namespace: str, name: str) -> None:
         obj = self._read(path(API_VERSION, KIND, namespace, name), fetch_on_miss=False)
@@ -205,7 +205,8 @@ class Reconciler:
                 changed = builders.changed_fields(builders.secret_env(live), children.env)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
-                applied[manifest["kind"]] = self._apply(manifest)
+                result, _written = self._apply(manifest)
+                applied[manifest["kind"]] = result
             if serving is Mode.MANAGED:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
         except KubeError as e:

@@ -209,10 +209,13 @@ class Kube:
                     return None, False
         live = self.get(p)
         if live is not None:
-            fp = fingerprint(live)
             dry = self.apply(manifest, dry_run=True)
+            if _comparable(dry) != _comparable(live):
+                # A controller may have touched the object between the read and the
+                # dry-run: compare with what is stored now before writing.
+                live = self.get(p) or {}
             if _comparable(dry) == _comparable(live):
-                self._remember(p, want, fp)
+                self._remember(p, want, fingerprint(live))
                 return live, False
         result = self.apply(manifest)
         self._remember(p, want, fingerprint(result))
