@@ -108,6 +108,9 @@ class Store:
         self._by_secret: dict[Key, set[str]] = {}  # (ns, key Secret) -> LLMConfig names
         self._ref: dict[Key, str] = {}  # LLMConfig -> key Secret name
         self._lock = threading.Lock()
+        self.synced: set[str] = set()
+        """Kinds whose initial listing is complete: an object of such a kind that is not
+        cached does not exist (or its event is on the way), so it needs no GET."""
 
     def __len__(self) -> int:
         return len(self._objs)

@@ -24,7 +24,7 @@ from typing import Any
 
 from byollm.kube import KubeError, path
 from byollm_operator import builders
-from byollm_operator.cache import Key, Lane, Store, WorkQueue
+from byollm_operator.cache import CHILD_KINDS, Key, Lane, Store, WorkQueue
 from byollm_operator.reconcile import Reconciler
 
 log = logging.getLogger("byollm.operator")
@@ -57,6 +57,7 @@ class Controller:
         self._listing_guard = threading.Lock()
         self._stopped = threading.Event()
         self.listing_quiet = 5.0
+        self._started = time.monotonic()
 
     # --- workers ------------------------------------------------------------------------
 
@@ -132,6 +133,10 @@ class Controller:
         with self._listing_guard:
             done = [k for k, (_, last) in self._listing.items() if now - last >= self.listing_quiet]
             spans = {k: self._listing.pop(k)[0] for k in done}
+            self.store.synced.update(done)
+            if now - self._started >= 3 * self.listing_quiet:  # kinds with nothing to list
+                kinds = {"LLMConfig", *(kind for _, kind in CHILD_KINDS)}
+                self.store.synced.update(kinds - set(self._listing))
         dropped = 0
         for kind, since in spans.items():
             for obj in self.store.unseen_since(kind, since):

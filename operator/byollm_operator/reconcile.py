@@ -148,7 +148,9 @@ class Reconciler:
         if self.store is None:
             return self.kube.apply_if_changed(manifest)
         p = manifest_path(manifest)
-        live, written = self.kube.apply_cached(manifest, self.store.get(p))
+        cached = self.store.get(p)
+        absent = cached is None and manifest["kind"] in self.store.synced
+        live, written = self.kube.apply_cached(manifest, cached, absent=absent)
         if live is not None:
             return self.store.put(live) or self.store.get(p) or live, written
         return self.store.get(p) or {}, written
@@ -302,7 +304,7 @@ class Reconciler:
         """The router token: created once, never replaced while it exists (a recreated one
         changes the config hash, so the router rolls and reads it)."""
         p = path("v1", "Secret", owner.namespace, builders.token_secret_name(owner.name))
-        live = self._read(p)
+        live = self._read(p, fetch_on_miss=self.store is None or "Secret" not in self.store.synced)
         raw = ((live or {}).get("data") or {}).get(builders.TOKEN_KEY)
         if raw:
             return base64.b64decode(raw).decode()
@@ -314,7 +316,13 @@ class Reconciler:
             except KubeError as e:
                 if e.status != 409:
                     raise
-                return self._ensure_token(owner)  # made concurrently: use that one
+                # It exists after all (made concurrently, or not cached yet): use that one.
+                made = self.kube.get(p)
+                self._wrote(made)
+                raw = ((made or {}).get("data") or {}).get(builders.TOKEN_KEY)
+                if not raw:
+                    raise
+                return base64.b64decode(raw).decode()
         else:
             self._wrote(self.kube.apply(manifest))
         return token

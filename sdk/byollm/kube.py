@@ -190,7 +190,7 @@ class Kube:
         return result, True
 
     def apply_cached(
-        self, manifest: dict[str, Any], cached: dict[str, Any] | None
+        self, manifest: dict[str, Any], cached: dict[str, Any] | None, absent: bool = False
     ) -> tuple[dict[str, Any] | None, bool]:
         """:meth:`apply_if_changed` for a caller that keeps a watch-fed cache: ``cached``
         carries the live object's :func:`fingerprint` as ``fp`` (None: not in the cache).
@@ -199,6 +199,9 @@ class Kube:
         manifest left, nothing is read or written (returns None). Otherwise the live object
         is fetched and compared by dry-run as usual. Status-only changes (a Deployment's
         rollout progress) keep the fingerprint, so they cost no request at all.
+        ``absent``: the caller's complete cache has no such object, so it is applied
+        without reading it first (an apply creates it; should it exist after all, the
+        apply only sets our own fields to what they must be).
         """
         meta = manifest["metadata"]
         p = path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
@@ -207,7 +210,7 @@ class Kube:
             with self._verified_guard:
                 if self._verified.get(p) == (want, cached.get("fp")):
                     return None, False
-        live = self.get(p)
+        live = None if absent else self.get(p)
         if live is not None:
             dry = self.apply(manifest, dry_run=True)
             if _comparable(dry) != _comparable(live):
