@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         "on drift).",
     )
     reconcile_workers: int = Field(
-        default=4,
+        default=6,
         ge=1,
         description="Reconcile worker threads (fixed; the work queue orders what they take).",
     )
