@@ -88,6 +88,9 @@ class Watch:
         self.ready: dict[tuple[str, str, int], float] = {}
         self.synced: dict[tuple[str, str, int], float] = {}
         self.rs_added: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+        # router Deployment -> (time, pod template config hash) per event: when the
+        # operator's apply of a new config landed (before any controller acted on it)
+        self.dep_hash: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
         self.events = 0
         self._stop = threading.Event()
         self._threads = [
@@ -95,6 +98,7 @@ class Watch:
             for p, h in (
                 (f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}", self._on_llmc),
                 ("/apis/apps/v1/replicasets", self._on_rs),
+                ("/apis/apps/v1/deployments", self._on_dep),
             )
         ]
 
@@ -146,6 +150,15 @@ class Watch:
                 self.synced.setdefault(key, now)
             if conds.get("Ready") == "True":
                 self.ready.setdefault(key, now)
+
+    def _on_dep(self, type_: str, obj: dict[str, Any], now: float) -> None:
+        meta = obj["metadata"]
+        tmpl = obj.get("spec", {}).get("template", {}).get("metadata", {})
+        cfg_hash = (tmpl.get("annotations") or {}).get(builders.CONFIG_HASH_ANNOTATION, "")
+        with self.lock:
+            seen = self.dep_hash[(meta["namespace"], meta["name"])]
+            if not seen or seen[-1][1] != cfg_hash:
+                seen.append((now, cfg_hash))
 
     def _on_rs(self, type_: str, obj: dict[str, Any], now: float) -> None:
         if type_ != "ADDED":
@@ -423,7 +436,16 @@ def run_size(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
                 create_audit = audit.count(a0)  # creation and the changes together
                 res["create_writes"] = create_audit
                 res["writes_per_object"] = round(create_audit["writes"] / n, 2)
+
+            def dep_updated(k: tuple[str, str]) -> float | None:
+                seen = watch.dep_hash.get((k[0], builders.router_name(k[1])), [])
+                later = [ts for ts, _ in seen[1:] if ts >= changed[k]]
+                return later[0] if later else None
+
             with watch.lock:
+                res["change_to_deployment_s"] = _stats(
+                    [d - t for k, t in changed.items() if (d := dep_updated(k)) is not None]
+                )
                 res["change_to_new_rs_s"] = _stats(
                     [new_rs(k) - t for k, t in changed.items()]  # type: ignore[operator]
                 )
@@ -485,7 +507,8 @@ def _line(r: dict[str, Any]) -> str:
         f"N={r['n']}: all Ready {r.get('all_ready_s')}s, all reconciled "
         f"{r.get('all_reconciled_s', r.get('all_synced_s'))}s (submit {r['create_submit_s']}s, "
         f"Ready at end {r.get('ready_at_end')}) | create->synced {st('create_to_synced_s')} | "
-        f"create->Ready {st('create_to_ready_s')} | change->RS {st('change_to_new_rs_s')} | "
+        f"create->Ready {st('create_to_ready_s')} | change->Deployment "
+        f"{st('change_to_deployment_s')} | change->RS {st('change_to_new_rs_s')} | "
         f"writes/obj {r['writes_per_object']} | idle writes {idle['writes']} "
         f"({idle['window_s']}s, {idle['resync_passes']} resync passes, max pass "
         f"{idle['resync_pass_s']}s, leases {idle['lease_writes_per_min']}/min, "
