@@ -17,6 +17,7 @@ exponential backoff per object.
 from __future__ import annotations
 
 import heapq
+import sys
 import threading
 import time
 from collections import deque
@@ -65,11 +66,16 @@ def _meta(meta: dict[str, Any], *extra: str) -> dict[str, Any]:
     return {k: meta[k] for k in (*keep, *extra) if k in meta}
 
 
+_CONFIG_SECRET_SUFFIX = builders.llm_secret_name("")
+_DEPLOYMENT_STATUS = ("observedGeneration", "updatedReplicas", "availableReplicas", "replicas")
+
+
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
     """The part of a watched object a reconcile reads, plus ``fp`` (see :func:`fingerprint`)
     for children. LLMConfig: spec and status. Secrets: labels and data (key Secrets are
-    opted-in and small; the token and config Secrets are ours). Deployment: replicas and
-    status. Service and NetworkPolicy: identity only."""
+    opted-in and small; the token Secret is ours; of the router config Secret only the key
+    names). Deployment: replicas and the status fields RouterAvailable reads. Service and
+    NetworkPolicy: identity only."""
     kind = obj.get("kind", "")
     meta = obj.get("metadata") or {}
     if kind == "LLMConfig":
@@ -87,10 +93,19 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
         "fp": fingerprint(obj),
     }
     if kind == "Secret":
-        out["data"] = obj.get("data") or {}
+        data = obj.get("data") or {}
+        if meta.get("name", "").endswith(_CONFIG_SECRET_SUFFIX):
+            data = dict.fromkeys(data, "")  # the router config: only its key names matter
+        out["data"] = data
     elif kind == "Deployment":
+        st = obj.get("status") or {}
         out["spec"] = {"replicas": (obj.get("spec") or {}).get("replicas", 1)}
-        out["status"] = obj.get("status") or {}
+        out["status"] = {k: st[k] for k in _DEPLOYMENT_STATUS if k in st}
+        out["status"]["conditions"] = [
+            {k: c.get(k, "") for k in ("type", "status", "reason", "message")}
+            for c in st.get("conditions") or []
+            if c.get("type") in ("Available", "Progressing")
+        ]
     return out
 
 
@@ -125,6 +140,7 @@ class Store:
             return None
         s = slim(obj)
         s["seen"] = time.monotonic()
+        p = sys.intern(p)  # one copy of each path, shared with the Kube layer's maps
         with self._lock:
             old = self._objs.get(p)
             if old is not None and _rv(old) > _rv(s) >= 0:

@@ -203,7 +203,8 @@ class Reconciler:
             token = self._ensure_token(owner)
             children = builders.build(owner, spec, api_key, self.settings, token)
             if old_hash and old_hash != children.config_hash:  # read before it is rewritten
-                live = self._read(path("v1", "Secret", ns, builders.llm_secret_name(name)))
+                # Read, not cached: the cache holds only the names of this Secret's keys.
+                live = self.kube.get(path("v1", "Secret", ns, builders.llm_secret_name(name)))
                 changed = builders.changed_fields(builders.secret_env(live), children.env)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any, Final
@@ -127,7 +128,7 @@ class Kube:
                 with self._verified_guard:
                     if len(self._own) > 200_000:
                         self._own.clear()
-                    self._own[p.removesuffix("/status")] = meta["resourceVersion"]
+                    self._own[sys.intern(p.removesuffix("/status"))] = meta["resourceVersion"]
         return payload
 
     def own_write(self, resource_path: str, resource_version: str | None) -> bool:
@@ -228,7 +229,7 @@ class Kube:
         with self._verified_guard:
             if len(self._verified) > 200_000:  # bound memory; entries are only a shortcut
                 self._verified.clear()
-            self._verified[p] = (want, rv)
+            self._verified[sys.intern(p)] = (want, rv)
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
@@ -281,7 +282,8 @@ class Kube:
 
 
 def _manifest_hash(manifest: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    blob = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
 _VOLATILE_ANNOTATIONS: Final = ("deployment.kubernetes.io/revision",)

@@ -104,8 +104,18 @@ def test_slim_keeps_what_a_reconcile_reads_and_drops_the_bulk() -> None:
     assert "annotations" not in s["metadata"]
     d = slim(_deployment("7", replicas=2, ready=1))
     assert d["spec"] == {"replicas": 2}
-    assert d["status"] == {"readyReplicas": 1}
+    assert d["status"] == {"conditions": []}  # readyReplicas is not read by the reconcile
     assert "template" not in str(d)
+
+
+def test_the_router_config_secret_is_cached_without_its_values() -> None:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "a-llm", "namespace": "ns", "resourceVersion": "3"},
+        "data": {"LLM_API_KEY": "c2stc2VjcmV0"},
+    }
+    assert slim(secret)["data"] == {"LLM_API_KEY": ""}
 
 
 def test_fingerprint_ignores_status_and_controller_bookkeeping_but_not_edits() -> None:
