@@ -29,8 +29,9 @@ from byollm.kube import Kube, KubeError
 
 log = logging.getLogger("byollm.operator")
 
-LABEL_SHARD = "byollm.io/shard"
-LABEL_MEMBER = "byollm.io/shard-member"
+LABEL = "byollm.io/lease"
+"""On every Lease of the sharding: ``shard`` or ``member`` (one LIST reads them all)."""
+SHARD, MEMBER = "shard", "member"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 
 
@@ -68,6 +69,8 @@ class ShardManager:
         self.on_acquired: Callable[[int], None] | None = None
         self._renewed: dict[int, float] = {}  # held shard -> monotonic time of last renewal
         self._seen: dict[str, tuple[str, float]] = {}  # lease -> (resourceVersion, since)
+        self._member: dict[str, Any] | None = None  # our member Lease as last written
+        self._wake = retry_period  # seconds to the next round (sooner when a Lease expires)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,20 +115,20 @@ class ShardManager:
                 self.tick()
             except Exception as e:  # the API server may be briefly away: try again
                 log.warning("shard leases: %s", e)
-            self._stop.wait(self.retry_period)
+            self._stop.wait(self._wake)
 
     def tick(self) -> None:
         """One round: renew the member Lease, count members, renew/take/release shards."""
         base = LEASES.format(ns=self.namespace)
         self._write_member()
-        members = [
-            m for m in self.kube.list_pages(base, label_selector=LABEL_MEMBER) if self._alive(m)
-        ]
-        fair = math.ceil(self.shards / max(1, len(members)))
-        leases = {
-            lease["metadata"]["name"]: lease
-            for lease in self.kube.list_pages(base, label_selector=LABEL_SHARD)
+        every = list(self.kube.list_pages(base, label_selector=LABEL))
+        role = {
+            x["metadata"]["name"]: (x["metadata"].get("labels") or {}).get(LABEL) for x in every
         }
+        members = [m for m in every if role[m["metadata"]["name"]] == MEMBER and self._alive(m)]
+        fair = math.ceil(self.shards / max(1, len(members)))
+        leases = {x["metadata"]["name"]: x for x in every if role[x["metadata"]["name"]] == SHARD}
+        self._wake = self.retry_period
         mine = 0
         for shard in range(self.shards):
             lease = leases.get(self._name(shard))
@@ -164,13 +167,16 @@ class ShardManager:
             self._seen[meta["name"]] = (rv, now)
             return True
         duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
-        return now - seen[1] < duration
+        left = duration - (now - seen[1])
+        if left > 0:  # look again right when it expires, not up to a period later
+            self._wake = max(0.05, min(self._wake, left + 0.05))
+        return left > 0
 
-    def _body(self, name: str, label: str, holder: str | None, acquired: str) -> dict[str, Any]:
+    def _body(self, name: str, role: str, holder: str | None, acquired: str) -> dict[str, Any]:
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": name, "namespace": self.namespace, "labels": {label: "true"}},
+            "metadata": {"name": name, "namespace": self.namespace, "labels": {LABEL: role}},
             "spec": {
                 "holderIdentity": holder,
                 "leaseDurationSeconds": int(self.lease_duration),
@@ -180,25 +186,26 @@ class ShardManager:
         }
 
     def _put(self, lease: dict[str, Any] | None, body: dict[str, Any]) -> bool:
+        return self._write(lease, body) is not None
+
+    def _write(self, lease: dict[str, Any] | None, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create, or replace with the resourceVersion we read (optimistic: a 409 means
         another replica wrote first and we keep our hands off)."""
         base = LEASES.format(ns=self.namespace)
         try:
             if lease is None:
-                self.kube.request("POST", base, body=body)
-            else:
-                body["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
-                self.kube.request("PUT", f"{base}/{body['metadata']['name']}", body=body)
+                return self.kube.request("POST", base, body=body)
+            body["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
+            return self.kube.request("PUT", f"{base}/{body['metadata']['name']}", body=body)
         except KubeError as e:
             if e.status in (409, 404):
-                return False
+                return None
             raise
-        return True
 
     def _renew(self, shard: int, lease: dict[str, Any]) -> bool:
         spec = lease.get("spec") or {}
         body = self._body(
-            self._name(shard), LABEL_SHARD, self.identity, spec.get("acquireTime") or _now()
+            self._name(shard), SHARD, self.identity, spec.get("acquireTime") or _now()
         )
         body["spec"]["leaseTransitions"] = spec.get("leaseTransitions", 0)
         ok = self._put(lease, body)
@@ -210,7 +217,7 @@ class ShardManager:
         return ok
 
     def _take(self, shard: int, lease: dict[str, Any] | None) -> bool:
-        body = self._body(self._name(shard), LABEL_SHARD, self.identity, _now())
+        body = self._body(self._name(shard), SHARD, self.identity, _now())
         prev = ((lease or {}).get("spec") or {}).get("leaseTransitions", 0)
         body["spec"]["leaseTransitions"] = prev + (1 if lease is not None else 0)
         if not self._put(lease, body):
@@ -229,7 +236,7 @@ class ShardManager:
         try:
             lease = self.kube.get(p)
             if lease and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
-                body = self._body(self._name(shard), LABEL_SHARD, None, _now())
+                body = self._body(self._name(shard), SHARD, None, _now())
                 body["spec"]["leaseTransitions"] = lease["spec"].get("leaseTransitions", 0)
                 self._put(lease, body)
                 log.info("shard %d released by %s", shard, self.identity)
@@ -237,13 +244,15 @@ class ShardManager:
             log.warning("releasing shard %d: %s", shard, e)
 
     def _write_member(self, release: bool = False) -> None:
+        """Renew our member Lease: one PUT (a GET first only after a conflict)."""
         name = f"{self.prefix}-member-{self.identity}"[:253]
-        p = f"{LEASES.format(ns=self.namespace)}/{name}"
-        lease = self.kube.get(p)
-        holder = None if release else self.identity
+        lease = self._member
+        if lease is None:
+            lease = self.kube.get(f"{LEASES.format(ns=self.namespace)}/{name}")
         if lease is None and release:
             return
-        self._put(lease, self._body(name, LABEL_MEMBER, holder, _now()))
+        holder = None if release else self.identity
+        self._member = self._write(lease, self._body(name, MEMBER, holder, _now()))
 
 
 def shards_from_memo(memo: Any) -> ShardManager | None:
