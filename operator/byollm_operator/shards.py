@@ -122,13 +122,16 @@ class ShardManager:
         base = LEASES.format(ns=self.namespace)
         self._write_member()
         every = list(self.kube.list_pages(base, label_selector=LABEL))
+        self._wake = self.retry_period
+        # Observe every Lease each round: expiry counts from when a Lease was last seen
+        # to change, so one first looked at late would seem alive a full duration longer.
+        alive = {x["metadata"]["name"]: self._alive(x) for x in every}
         role = {
             x["metadata"]["name"]: (x["metadata"].get("labels") or {}).get(LABEL) for x in every
         }
-        members = [m for m in every if role[m["metadata"]["name"]] == MEMBER and self._alive(m)]
+        members = [n for n, r in role.items() if r == MEMBER and alive[n]]
         fair = math.ceil(self.shards / max(1, len(members)))
         leases = {x["metadata"]["name"]: x for x in every if role[x["metadata"]["name"]] == SHARD}
-        self._wake = self.retry_period
         mine = 0
         for shard in range(self.shards):
             lease = leases.get(self._name(shard))
@@ -142,7 +145,7 @@ class ShardManager:
             holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
             if holder == self.identity:
                 continue
-            free = lease is None or not holder or not self._alive(lease)
+            free = lease is None or not holder or not alive[self._name(shard)]
             if free and self._take(shard, lease):
                 mine += 1
         if mine > fair:  # a member joined: hand back the surplus, highest shard first
