@@ -16,10 +16,12 @@ and queues only those that differ, never succeeded, or whose credentials check i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from byollm.kube import KubeError, path
@@ -58,6 +60,11 @@ class Controller:
         self._stopped = threading.Event()
         self.listing_quiet = 5.0
         self._started = time.monotonic()
+        # spec-lane figures since the last report: event delivery lag (API server write to
+        # our handler, from managedFields' one-second timestamps) and queue wait
+        self._spec_lag: list[float] = []
+        self._spec_wait: list[float] = []
+        self._queued_at: dict[Key, float] = {}
 
     # --- workers ------------------------------------------------------------------------
 
@@ -88,6 +95,9 @@ class Controller:
 
     def _process(self, key: Key) -> None:
         ns, name = key
+        at = self._queued_at.pop(key, None)
+        if at is not None and len(self._spec_wait) < 10_000:
+            self._spec_wait.append(time.monotonic() - at)
         if not self.owns(ns):
             return  # another replica's shard (lost since the key was queued)
         inputs = self.store.inputs(key)
@@ -185,6 +195,8 @@ class Controller:
             or old["metadata"].get("generation") != new["metadata"].get("generation")
             or old.get("spec") != new.get("spec")
         )
+        if spec_changed and old is not None:
+            self._note_spec_event(ns, name, meta)
         self._enqueue(ns, name, Lane.SPEC if spec_changed else Lane.CHILD)
 
     def on_key_secret(self, type_: str | None, body: dict[str, Any]) -> None:
@@ -232,6 +244,27 @@ class Controller:
             return
         drift = old is None or old.get("fp") != new.get("fp")
         self._enqueue(ns, parent, Lane.SPEC if drift else Lane.CHILD)
+
+    def _note_spec_event(self, ns: str, name: str, meta: dict[str, Any]) -> None:
+        """Record how late a spec change reached us and start timing its queue wait."""
+        if not self.owns(ns):
+            return
+        self._queued_at.setdefault((ns, name), time.monotonic())
+        times = [f.get("time", "") for f in meta.get("managedFields") or []]
+        if times and len(self._spec_lag) < 10_000:
+            with contextlib.suppress(ValueError):
+                t = datetime.fromisoformat(max(times).replace("Z", "+00:00")).timestamp()
+                self._spec_lag.append(max(0.0, time.time() - t))
+
+    def spec_figures(self) -> str:
+        """p50/max of the spec changes' delivery lag and queue wait since the last call."""
+        lag, wait = sorted(self._spec_lag), sorted(self._spec_wait)
+        self._spec_lag, self._spec_wait = [], []
+
+        def f(v: list[float]) -> str:
+            return f"{v[len(v) // 2]:.2f}/{v[-1]:.2f}s" if v else "-"
+
+        return f"spec changes {len(lag)}: event lag p50/max {f(lag)}, queue wait {f(wait)}"
 
     # --- resync -------------------------------------------------------------------------
 

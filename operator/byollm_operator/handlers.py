@@ -147,11 +147,12 @@ async def _resync_loop(ctl: Controller, period: float) -> None:
         await asyncio.sleep(period)
         seen, queued, took = await asyncio.to_thread(ctl.resync_pass)
         log.info(
-            "resync pass: %d LLMConfigs in %.3fs (%d queued, period %.0fs)",
+            "resync pass: %d LLMConfigs in %.3fs (%d queued, period %.0fs); %s",
             seen,
             took,
             queued,
             period,
+            ctl.spec_figures(),
         )
 
 
@@ -178,6 +179,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # (each holds the last body it saw). Reconcile concurrency is the fixed worker pool.
     settings.queueing.worker_limit = None
     settings.queueing.idle_timeout = 1.0
+    settings.persistence.diffbase_storage = _NoDiffBase()
     settings.batching.batch_window = 0.05
     with contextlib.suppress(kubernetes.config.ConfigException):
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -224,6 +226,18 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctl = getattr(memo, "controller", None)
     if ctl is not None:
         await asyncio.to_thread(ctl.stop)
+
+
+class _NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf computes a deep-copied "essence" and a diff of every event for on.create/update
+    handlers; this operator has none (only on.event), so that work is skipped: it was the
+    largest share of kopf's CPU per event (profile at 10,000 LLMConfigs)."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
 
 
 def _controller(memo: Any) -> Controller:
