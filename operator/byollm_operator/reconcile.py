@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -74,6 +75,9 @@ class Reconciler:
     _running: dict[tuple[str, str], bool] = field(default_factory=dict)
     _running_guard: threading.Lock = field(default_factory=threading.Lock)
     _probes: dict[tuple[str, str], _ProbeMemo] = field(default_factory=dict)
+    # key -> digest per router config field last applied: names what a rollout changes
+    # without reading the old config Secret back
+    _env_digests: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def reconcile(self, namespace: str, name: str) -> None:
         """Bring one LLMConfig's children and status in line with its spec.
@@ -159,6 +163,7 @@ class Reconciler:
         obj = self._read(path(API_VERSION, KIND, namespace, name), fetch_on_miss=False)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             self._probes.pop((namespace, name), None)
+            self._env_digests.pop((namespace, name), None)
             return  # children go with it (ownerReferences, garbage collector)
         self._reconcile(obj)
 
@@ -202,16 +207,21 @@ class Reconciler:
         try:
             token = self._ensure_token(owner)
             children = builders.build(owner, spec, api_key, self.settings, token)
+            new_digest = _env_digest(children.env)
             if old_hash and old_hash != children.config_hash:  # read before it is rewritten
-                # Read, not cached: the cache holds only the names of this Secret's keys.
-                live = self.kube.get(path("v1", "Secret", ns, builders.llm_secret_name(name)))
-                changed = builders.changed_fields(builders.secret_env(live), children.env)
+                old_digest = self._env_digests.get((ns, name))
+                if old_digest is None:  # not applied by this process yet: read it
+                    # (not cached: the cache holds only the names of this Secret's keys)
+                    p = path("v1", "Secret", ns, builders.llm_secret_name(name))
+                    old_digest = _env_digest(builders.secret_env(self.kube.get(p)))
+                changed = builders.changed_fields(old_digest, new_digest)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
                 result, _written = self._apply(manifest)
                 applied[manifest["kind"]] = result
             if serving is Mode.MANAGED:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
+            self._env_digests[(ns, name)] = new_digest
         except KubeError as e:
             msg = f"applying children failed: {e}"
             reason = c.APPLY_REFUSED if write_refused(e) else c.APPLY_FAILED
@@ -531,6 +541,11 @@ def write_refused(e: KubeError) -> bool:
     """A 4xx the same write will get again (invalid, forbidden, quota, admission); not a
     conflict, a timeout or throttling, which a retry can clear."""
     return 400 <= e.status < 500 and e.status not in (408, 409, 429)
+
+
+def _env_digest(env: dict[str, str]) -> dict[str, str]:
+    """Per router config field, a short digest of its value (compared, never shown)."""
+    return {k: hashlib.blake2b(v.encode(), digest_size=8).hexdigest() for k, v in env.items()}
 
 
 def _live_status(obj: dict[str, Any]) -> LLMConfigStatus:

@@ -209,8 +209,15 @@ class Kube:
         want = _manifest_hash(manifest)
         if cached is not None:
             with self._verified_guard:
-                if self._verified.get(p) == (want, cached.get("fp")):
+                last = self._verified.get(p)
+            if last is not None and last[1] == cached.get("fp"):
+                if last[0] == want:
                     return None, False
+                # Nobody touched it since our last apply, and our manifest changed: the
+                # write is needed; no read or dry-run first.
+                result = self.apply(manifest)
+                self._remember(p, want, fingerprint(result))
+                return result, True
         live = None if absent else self.get(p)
         if live is not None:
             dry = self.apply(manifest, dry_run=True)
