@@ -174,6 +174,9 @@ class Watch:
 # --- audit log -----------------------------------------------------------------------------
 
 
+_WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
 class Audit:
     """Counts the operator user's requests in the API server's audit log (Metadata level,
     writes only; see ``controlplane._audit_policy``)."""
@@ -198,6 +201,8 @@ class Audit:
             if ev.get("user", {}).get("username") != OPERATOR_USER:
                 continue
             if ev.get("stage") not in (None, "ResponseComplete"):
+                continue
+            if ev.get("verb") not in _WRITE_VERBS:  # a watch or list ending in the window
                 continue
             resource = ev.get("objectRef", {}).get("resource", "?")
             sub = ev.get("objectRef", {}).get("subresource")
