@@ -305,9 +305,11 @@ def fingerprint(obj: dict[str, Any]) -> str:
     meta = dict(obj.get("metadata") or {})
     for k in ("resourceVersion", "generation", "managedFields"):
         meta.pop(k, None)
-    ann = meta.get("annotations")
-    if ann and any(a in ann for a in _VOLATILE_ANNOTATIONS):
-        meta["annotations"] = {k: v for k, v in ann.items() if k not in _VOLATILE_ANNOTATIONS}
+    ann = {k: v for k, v in (meta.pop("annotations", None) or {}).items()}
+    for a in _VOLATILE_ANNOTATIONS:
+        ann.pop(a, None)
+    if ann:  # none and empty are the same: a controller's first annotation adds the map
+        meta["annotations"] = ann
     rest = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
     blob = json.dumps([meta, rest], sort_keys=True, separators=(",", ":")).encode()
     return hashlib.blake2b(blob, digest_size=12).hexdigest()

@@ -120,6 +120,9 @@ def test_the_router_config_secret_is_cached_without_its_values() -> None:
 
 def test_fingerprint_ignores_status_and_controller_bookkeeping_but_not_edits() -> None:
     base = fingerprint(_deployment("7"))
+    fresh = _deployment("6")  # as our apply created it: no annotation map at all yet
+    del fresh["metadata"]["annotations"]
+    assert fingerprint(fresh) == base
     assert fingerprint(_deployment("9", ready=1, rev="2")) == base  # rollout progress
     assert fingerprint(_deployment("9", replicas=3)) != base  # someone scaled it
 
