@@ -245,7 +245,7 @@ class WorkQueue:
     ``get`` hands out the oldest key of the most urgent non-empty lane.
     """
 
-    def __init__(self, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+    def __init__(self, backoff_base: float = 0.5, backoff_max: float = 10.0) -> None:
         self._lanes: list[deque[Key]] = [deque() for _ in Lane]
         self._queued: dict[Key, Lane] = {}
         self._processing: set[Key] = set()
