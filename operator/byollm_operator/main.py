@@ -3,8 +3,10 @@
 Several replicas are safe through a coordination.k8s.io Lease (the Kubernetes client's
 leader election): only the holder runs kopf; the others wait and take over within
 ``lease_duration`` seconds when it dies. kopf itself runs ``standalone`` (no kopf peering,
-so no KopfPeering CRDs to install). Losing the lease stops kopf and exits non-zero so the
-Deployment restarts the replica as a follower. Honours KUBECONFIG (or in-cluster config).
+so no KopfPeering CRDs to install). Losing the lease (API server unreachable for longer
+than the renew deadline, or the Lease taken or deleted) stops kopf and restarts the
+process in place as a follower; a write fence (``leadership``) keeps a replica that may
+have lost the Lease from writing. Honours KUBECONFIG (or in-cluster config).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 from typing import Any
 
 import kopf
 import kubernetes
 
+from byollm_operator import leadership
+from byollm_operator.leadership import Fence
 from byollm_operator.settings import Settings
 
 log = logging.getLogger("byollm.operator")
@@ -82,10 +87,19 @@ def _follower_health(endpoint: str) -> Any:
     return server
 
 
-def _lease_lock(settings: Settings, identity: str) -> Any:
-    """A LeaseLock that can be released: after ``release()`` it never writes again, and the
-    Lease's holder is cleared so a follower takes over at its next retry instead of waiting
-    ``lease_duration`` (rolling upgrades, SIGTERM)."""
+IDENTITY_ENV = "_BYOLLM_LEASE_IDENTITY"
+"""Carries the Lease identity across a restart in place (see :func:`_restart_in_place`)."""
+
+
+def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
+    """A LeaseLock that survives API outages and feeds the write fence.
+
+    The client's LeaseLock catches only ApiException: a refused or reset connection (API
+    server or etcd down) escaped and killed the election thread, so a leader went on
+    working without renewing (and a second one took over), and a follower never led.
+    Here every error is a failed attempt, retried at the next period. After ``release()``
+    it never writes again, and the Lease's holder is cleared so a follower takes over at
+    its next retry instead of waiting ``lease_duration`` (rolling upgrades, SIGTERM)."""
     from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
     from byollm.kube import Kube
@@ -97,17 +111,42 @@ def _lease_lock(settings: Settings, identity: str) -> Any:
             self._guard = threading.Lock()
             self._released = False
 
-        def create(self, *args: Any, **kwargs: Any) -> bool:
+        def get(self, name: str, namespace: str) -> tuple[bool, Any]:
+            try:
+                found, record = super().get(name, namespace)  # type: ignore[no-untyped-call]
+            except Exception as e:  # no answer: not a verdict on who holds the Lease
+                log.warning("reading the lease failed: %s", type(e).__name__)
+                return False, e
+            if not found and getattr(record, "status", None) == 404:
+                fence.shut()  # deleted: anyone may create it now
+            elif found and getattr(record, "holder_identity", None) != identity:
+                fence.shut()  # another replica holds it
+            return bool(found), record
+
+        def _write(self, op: Any, *args: Any, **kwargs: Any) -> bool:
+            started = time.monotonic()
             with self._guard:
-                return False if self._released else bool(super().create(*args, **kwargs))  # type: ignore[no-untyped-call]
+                if self._released:
+                    return False
+                try:
+                    ok = bool(op(*args, **kwargs))
+                except Exception as e:
+                    log.warning("writing the lease failed: %s", type(e).__name__)
+                    return False
+            if ok:
+                fence.renewed(started)
+            return ok
+
+        def create(self, *args: Any, **kwargs: Any) -> bool:
+            return self._write(super().create, *args, **kwargs)
 
         def update(self, *args: Any, **kwargs: Any) -> bool:
-            with self._guard:
-                return False if self._released else bool(super().update(*args, **kwargs))  # type: ignore[no-untyped-call]
+            return self._write(super().update, *args, **kwargs)
 
         def release(self) -> None:
             with self._guard:
                 self._released = True
+                fence.shut()
                 p = (
                     f"/apis/coordination.k8s.io/v1/namespaces/{settings.namespace}"
                     f"/leases/{settings.lease_name}"
@@ -141,8 +180,23 @@ def _elect(settings: Settings, lock: Any, leading: threading.Event, lost: thread
         settings.namespace,
         settings.lease_name,
     )
-    leaderelection.LeaderElection(config).run()  # type: ignore[no-untyped-call]
-    lost.set()
+    try:
+        leaderelection.LeaderElection(config).run()  # type: ignore[no-untyped-call]
+    except Exception:
+        log.exception("leader election failed")
+    finally:
+        lost.set()
+
+
+def _restart_in_place(identity: str) -> None:
+    """Start this program afresh in this process (same pid, same Lease identity) and wait
+    for the Lease as a follower. Exiting instead would have the kubelet restart it with a
+    growing back-off (CrashLoopBackOff, up to 5 minutes) during a long API outage; keeping
+    the identity lets it lead again at once if no other replica took over meanwhile."""
+    os.environ[IDENTITY_ENV] = identity
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "byollm_operator.main", *sys.argv[1:]])  # noqa: S606
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     if settings.leader_election and not args.no_leader_election:
         leading, lost = threading.Event(), threading.Event()
-        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        lock = _lease_lock(settings, identity)
+        identity = os.environ.get(IDENTITY_ENV) or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        fence = Fence(settings.lease_renew_deadline)
+        leadership.install(fence)
+        lock = _lease_lock(settings, identity, fence)
         threading.Thread(
             target=_elect,
             args=(settings, lock, leading, lost),
@@ -177,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         health = _follower_health(endpoint) if endpoint else None
         while not leading.wait(0.5):
             if lost.is_set():
-                return 1
+                _restart_in_place(identity)
+        # A replica that held the Lease before us sees our record at its next renewal at
+        # the latest and stops writing (its fence shuts): give it that long.
+        time.sleep(settings.lease_retry_period)
         if health is not None:
             health.shutdown()
             health.server_close()
@@ -185,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         def _watch_lease() -> None:
             lost.wait()
             log.error("lost the leader lease; stopping")
+            fence.shut()
             stop.set()
 
         threading.Thread(target=_watch_lease, daemon=True, name="lease-watch").start()
@@ -193,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
             _run_kopf(stop, settings.liveness_endpoint)
         finally:
             lock.release()
-        return 1 if lost.is_set() else 0
+        if lost.is_set():
+            log.warning("standing by as a follower")
+            _restart_in_place(identity)
+        return 0
     _run_kopf(stop, settings.liveness_endpoint)
     return 0
 
