@@ -4,8 +4,8 @@ Several replicas are safe through a coordination.k8s.io Lease (the Kubernetes cl
 leader election): only the holder runs kopf; the others wait and take over within
 ``lease_duration`` seconds when it dies. kopf itself runs ``standalone`` (no kopf peering,
 so no KopfPeering CRDs to install). Losing the lease (API server unreachable for longer
-than the renew deadline, or the Lease taken or deleted) stops kopf and restarts the
-process in place as a follower; a write fence (``leadership``) keeps a replica that may
+than the renew deadline, or the Lease taken or deleted) stops kopf, and the process
+stands by as a follower again (it never exits for that); a write fence (``leadership``) keeps a replica that may
 have lost the Lease from writing. Honours KUBECONFIG (or in-cluster config).
 """
 
@@ -87,10 +87,6 @@ def _follower_health(endpoint: str) -> Any:
     return server
 
 
-IDENTITY_ENV = "_BYOLLM_LEASE_IDENTITY"
-"""Carries the Lease identity across a restart in place (see :func:`_restart_in_place`)."""
-
-
 def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
     """A LeaseLock that survives API outages and feeds the write fence.
 
@@ -110,6 +106,8 @@ def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
             super().__init__(settings.lease_name, settings.namespace, identity)  # type: ignore[no-untyped-call]
             self._guard = threading.Lock()
             self._released = False
+            self._seen: str | None = None  # holder last read; "" none, "?" deleted
+            self.takeover = False  # acquired from another holder (or a deleted Lease)
 
         def get(self, name: str, namespace: str) -> tuple[bool, Any]:
             try:
@@ -119,8 +117,11 @@ def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
                 return False, e
             if not found and getattr(record, "status", None) == 404:
                 fence.shut()  # deleted: anyone may create it now
-            elif found and getattr(record, "holder_identity", None) != identity:
-                fence.shut()  # another replica holds it
+                self._seen = "?"
+            elif found:
+                self._seen = getattr(record, "holder_identity", None) or ""
+                if self._seen != identity:
+                    fence.shut()  # another replica holds it
             return bool(found), record
 
         def _write(self, op: Any, *args: Any, **kwargs: Any) -> bool:
@@ -134,6 +135,8 @@ def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
                     log.warning("writing the lease failed: %s", type(e).__name__)
                     return False
             if ok:
+                if not fence.is_open():  # acquiring, not renewing
+                    self.takeover = self._seen not in ("", identity)
                 fence.renewed(started)
             return ok
 
@@ -188,15 +191,53 @@ def _elect(settings: Settings, lock: Any, leading: threading.Event, lost: thread
         lost.set()
 
 
-def _restart_in_place(identity: str) -> None:
-    """Start this program afresh in this process (same pid, same Lease identity) and wait
-    for the Lease as a follower. Exiting instead would have the kubelet restart it with a
-    growing back-off (CrashLoopBackOff, up to 5 minutes) during a long API outage; keeping
-    the identity lets it lead again at once if no other replica took over meanwhile."""
-    os.environ[IDENTITY_ENV] = identity
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "byollm_operator.main", *sys.argv[1:]])  # noqa: S606
+def _lead_once(settings: Settings, identity: str, fence: Fence) -> bool:
+    """Wait for the Lease, run kopf while holding it; True when the Lease was lost (stand
+    by again), False when kopf stopped by itself (SIGTERM: exit).
+
+    Losing the Lease does not end the process: exiting would have the kubelet restart it
+    with a growing back-off (CrashLoopBackOff, up to 5 minutes) during a long API outage,
+    and a fresh interpreter costs seconds of imports. The identity is kept, so the
+    replica leads again at once if no other one took over meanwhile."""
+    leading, lost = threading.Event(), threading.Event()
+    lock = _lease_lock(settings, identity, fence)
+    threading.Thread(
+        target=_elect,
+        args=(settings, lock, leading, lost),
+        daemon=True,
+        name="leader-election",
+    ).start()
+    endpoint = settings.liveness_endpoint
+    health = _follower_health(endpoint) if endpoint else None
+    while not leading.wait(0.5):
+        if lost.is_set():  # the election ended without leading: start it over
+            if health is not None:
+                health.shutdown()
+                health.server_close()
+            return True
+    if lock.takeover:
+        # The previous holder sees our record at its next renewal at the latest and stops
+        # writing (its fence shuts): give it that long before acting.
+        time.sleep(settings.lease_retry_period)
+    if health is not None:
+        health.shutdown()
+        health.server_close()
+    stop = threading.Event()
+
+    def _watch_lease() -> None:
+        lost.wait()
+        if not stop.is_set():
+            log.error("lost the leader lease; stopping")
+        fence.shut()
+        stop.set()
+
+    threading.Thread(target=_watch_lease, daemon=True, name="lease-watch").start()
+    log.info("acquired the leader lease; starting")
+    try:
+        _run_kopf(stop, settings.liveness_endpoint)
+    finally:
+        lock.release()
+    return lost.is_set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,50 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
     _load_config()
-    stop = threading.Event()
     if settings.leader_election and not args.no_leader_election:
-        leading, lost = threading.Event(), threading.Event()
-        identity = os.environ.get(IDENTITY_ENV) or (
-            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        )
+        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         fence = Fence(settings.lease_renew_deadline)
         leadership.install(fence)
-        lock = _lease_lock(settings, identity, fence)
-        threading.Thread(
-            target=_elect,
-            args=(settings, lock, leading, lost),
-            daemon=True,
-            name="leader-election",
-        ).start()
-        endpoint = settings.liveness_endpoint
-        health = _follower_health(endpoint) if endpoint else None
-        while not leading.wait(0.5):
-            if lost.is_set():
-                _restart_in_place(identity)
-        # A replica that held the Lease before us sees our record at its next renewal at
-        # the latest and stops writing (its fence shuts): give it that long.
-        time.sleep(settings.lease_retry_period)
-        if health is not None:
-            health.shutdown()
-            health.server_close()
-
-        def _watch_lease() -> None:
-            lost.wait()
-            log.error("lost the leader lease; stopping")
-            fence.shut()
-            stop.set()
-
-        threading.Thread(target=_watch_lease, daemon=True, name="lease-watch").start()
-        log.info("acquired the leader lease; starting")
-        try:
-            _run_kopf(stop, settings.liveness_endpoint)
-        finally:
-            lock.release()
-        if lost.is_set():
+        while _lead_once(settings, identity, fence):
             log.warning("standing by as a follower")
-            _restart_in_place(identity)
         return 0
-    _run_kopf(stop, settings.liveness_endpoint)
+    _run_kopf(threading.Event(), settings.liveness_endpoint)
     return 0
 
 

@@ -47,6 +47,7 @@ class Retries:
         await again()
 
     async def close(self) -> None:
+        self._delay.clear()
         tasks = list(self._pending.values())
         for task in tasks:
             task.cancel()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
+from faultlib import wait
 from faultproxy import FaultProxy
-from operator_helpers import OPERATOR_NS, wait_for
+from operator_helpers import OPERATOR_NS
 
 from byollm import api
 from byollm.kube import Kube
@@ -52,13 +52,13 @@ def sizes() -> Sizes:
 
 
 @pytest.fixture(scope="module")
-def fault_cp() -> Iterator[controlplane.ControlPlane]:
+def fault_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:
     """A control plane of the fault suite's own, stopped at the end of the module."""
     if os.environ.get("BYOLLM_TEST_KUBECONFIG"):
         pytest.skip("the fault suite stops and kills control plane processes: local only")
     try:
         cp = controlplane.start(
-            state_dir=Path(tempfile.mkdtemp(prefix="byollm-faults-")), progress=sys.__stderr__
+            state_dir=tmp_path_factory.mktemp("faults-controlplane"), progress=sys.__stderr__
         )
     except controlplane.ControlPlaneUnavailable as exc:
         pytest.skip(f"CONTROL PLANE UNAVAILABLE, fault tests skipped: {exc}")
@@ -90,7 +90,7 @@ def fault_kube(fault_cp: controlplane.ControlPlane) -> Iterator[Kube]:
     ]
     for doc in docs:
         kube.apply(doc, field_manager="byollm-tests")
-    wait_for(
+    wait(  # a fresh API server answers plain-text 404s until the CRD is served
         "LLMConfig API served",
         lambda: kube.request("GET", f"/apis/{api.GROUP}/{api.VERSION}/{api.PLURAL}") is not None,
         timeout=60,

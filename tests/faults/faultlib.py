@@ -137,8 +137,10 @@ class Fleet:
         _, model, key = self.expected(i)
         return env.get(contract.LLM_MODEL) == model and env.get(contract.LLM_API_KEY) == key
 
-    def converged(self) -> set[str]:
-        """Names whose status, router Secret and Deployment all show the final state."""
+    def converged(self, applied_only: bool = False) -> set[str]:
+        """Names whose status, router Secret and Deployment all show the final state (the
+        router rolled and Ready); ``applied_only``: the operator's part is done (Secret,
+        Deployment template and status written; the rollout itself may still run)."""
         items = {
             o["metadata"]["name"]: o
             for o in self.kube.list(path(api.API_VERSION, api.KIND, self.ns))
@@ -165,7 +167,9 @@ class Fleet:
             ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), {})
             if st.get("observedGeneration") != obj["metadata"]["generation"]:
                 continue
-            if ready.get("status") != "True" or st.get("mode") != self.expected(i)[0]:
+            if st.get("mode") != self.expected(i)[0]:
+                continue
+            if not applied_only and ready.get("status") != "True":
                 continue
             env = _decode(sec)
             _mode, model, key = self.expected(i)
@@ -173,6 +177,9 @@ class Fleet:
                 continue
             tmpl = dep["spec"]["template"]["metadata"].get("annotations") or {}
             if tmpl.get("byollm.io/config-hash") != st.get("configHash"):
+                continue
+            if applied_only:
+                done.add(name)
                 continue
             ds = dep.get("status") or {}
             want = dep["spec"].get("replicas", 1)
@@ -185,19 +192,28 @@ class Fleet:
             done.add(name)
         return done
 
-    def wait_converged(self, since: float, timeout: float) -> dict[str, float]:
+    def wait_converged(
+        self, since: float, timeout: float, applied: dict[str, float] | None = None
+    ) -> dict[str, float]:
         """Seconds from ``since`` (monotonic) until each object first showed its final
-        state; fails listing the laggards after ``timeout``."""
+        state (and, into ``applied``, its operator part done); fails listing the laggards
+        after ``timeout``."""
         first: dict[str, float] = {}
         deadline = time.monotonic() + timeout
         while len(first) < self.n:
             try:
+                if applied is not None and len(applied) < self.n:
+                    now = time.monotonic()
+                    for name in self.converged(applied_only=True):
+                        applied.setdefault(name, now - since)
                 now_done = self.converged()
             except KubeError:
                 now_done = set()
             now = time.monotonic()
             for name in now_done:
                 first.setdefault(name, now - since)
+                if applied is not None:
+                    applied.setdefault(name, now - since)
             if len(first) == self.n:
                 break
             if now > deadline:
@@ -347,7 +363,7 @@ def wait(what: str, check: Callable[[], Any], timeout: float, interval: float = 
     while time.monotonic() < deadline:
         try:
             last = check()
-        except (KubeError, OSError, httpx.HTTPError) as e:
+        except (KubeError, OSError, httpx.HTTPError, ValueError) as e:
             last = e
         if last and not isinstance(last, Exception):
             return last

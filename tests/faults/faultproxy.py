@@ -59,9 +59,11 @@ class FaultProxy:
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(15)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def set_mode(self, mode: str) -> None:
         assert mode in MODES, mode
@@ -84,10 +86,16 @@ class FaultProxy:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _stop(self) -> None:
+        for task in list(self._streams):  # open watches first, or cleanup waits on them
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def _error(self) -> web.Response:
         self.counts["errors"] += 1
@@ -123,6 +131,9 @@ class FaultProxy:
                 request.method,
                 self.upstream + request.path_qs,
                 data=body or None,
+                # exactly the client's Content-Type, or none (the Kubernetes client sends
+                # none on some writes; aiohttp's application/octet-stream gets a 415)
+                skip_auto_headers=("Content-Type",),
                 headers=headers,
             )
         except aiohttp.ClientError:
