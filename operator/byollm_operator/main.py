@@ -5,8 +5,9 @@ leader election): only the holder runs kopf; the others wait and take over withi
 ``lease_duration`` seconds when it dies. kopf itself runs ``standalone`` (no kopf peering,
 so no KopfPeering CRDs to install). Losing the lease (API server unreachable for longer
 than the renew deadline, or the Lease taken or deleted) stops kopf, and the process
-stands by as a follower again (it never exits for that); a write fence (``leadership``) keeps a replica that may
-have lost the Lease from writing. Honours KUBECONFIG (or in-cluster config).
+stands by as a follower again (it never exits for that); a write fence (``leadership``)
+keeps a replica that may have lost the Lease from writing. Honours KUBECONFIG (or
+in-cluster config).
 """
 
 from __future__ import annotations

@@ -208,7 +208,9 @@ class Reconciler:
                 obj,
                 "Normal",
                 c.ROLLING_OUT,
-                f"{', '.join(changed)} changed; rolling the router to config "
+                # nothing differs from the live Secret when an earlier run wrote it and
+                # died before the Deployment (operator killed mid-apply)
+                f"{', '.join(changed) or 'router config'} changed; rolling the router to config "
                 f"{children.config_hash[:12]} (was {old_hash[:12]})",
             )
         if old_mode and old_mode != serving.value:

@@ -286,6 +286,7 @@ def test_operator_killed_mid_apply(
     first = operators()
     first.wait_leading()
     replacement: list[OperatorProcess] = []
+    crashed: list[str] = []
 
     def inject(fleet: Fleet) -> tuple[float, float]:
         first.stop()  # clean hand-over to an operator armed to die mid-apply
@@ -306,6 +307,7 @@ def test_operator_killed_mid_apply(
             and _template_hash(fault_kube, ns, fleet.name(i)) == old_hash[fleet.name(i)]
         ]
         assert half_applied, "the crash point was not reached mid-apply"
+        crashed.extend(half_applied)
         replacement.append(operators())
         return time.monotonic(), time.monotonic() - t0
 
@@ -318,6 +320,15 @@ def test_operator_killed_mid_apply(
         inject,
         lambda: replacement,
     )
+    # The rollout Event of the half-applied object says what rolled, although its router
+    # Secret already held the new config when the replacement looked.
+    for name in crashed:
+        events = fault_kube.list(
+            f"/api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name%3D{name}"
+        )
+        rolling = [e["message"] for e in events if e.get("reason") == "RollingOut"]
+        assert rolling, f"no RollingOut Event for {name}"
+        assert all(not m.startswith(" ") for m in rolling), rolling
 
 
 def _template_hash(kube: Kube, ns: str, name: str) -> str:
