@@ -26,6 +26,7 @@ from typing import Any, cast
 
 import kopf
 import kubernetes
+import urllib3
 
 from byollm.api import GROUP, PLURAL, VERSION
 from byollm.kube import Kube, KubeError, WriteFenced, path
@@ -168,6 +169,8 @@ async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
     except Exception as e:
         if isinstance(e, KubeError):
             log.warning("reconcile %s/%s failed: %s", namespace, name, e)
+        elif isinstance(e, urllib3.exceptions.HTTPError):  # refused, reset, timed out
+            log.warning("reconcile %s/%s failed: API unreachable: %s", namespace, name, type(e))
         else:
             log.exception("reconcile %s/%s failed", namespace, name)
         delay = _RETRIES.failed(key, lambda: _reconcile_async(rec, namespace, name))

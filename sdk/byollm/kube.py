@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-import urllib3
 from kubernetes import client
 
 log = logging.getLogger(__name__)
@@ -118,10 +117,6 @@ class Kube:
             resp.read()  # type: ignore[no-untyped-call]
         except client.exceptions.ApiException as e:  # pragma: no cover - transport level
             raise KubeError(e.status or 0, str(e.reason), "request failed") from None
-        except urllib3.exceptions.HTTPError as e:  # refused, reset, timed out: no answer
-            raise KubeError(
-                0, "Unreachable", f"API server unreachable ({type(e).__name__})"
-            ) from None
         status = int(resp.status)
         payload: dict[str, Any] = json.loads(resp.data) if resp.data else {}
         if status >= 400:
