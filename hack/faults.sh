@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fault suite's full form: 50 LLMConfigs, 30 s API server and etcd outages, 20 s of
 # proxy faults; rewrites the table in docs/faults.md. Plain `pytest` runs the short form
-# (8 objects, 6 s) as part of the suite (marker `faults`).
+# (8 objects, 5 s) as part of the suite (marker `faults`).
 #
 #   hack/faults.sh [pytest args...]     # e.g. -k lease
 # Env: BYOLLM_FAULTS_N, BYOLLM_FAULTS_OUTAGE, BYOLLM_FAULTS_WINDOW (seconds).

@@ -3,7 +3,7 @@ never stopped or killed), the CRD and the operator's RBAC on it, and the fault p
 
 Sizes come from the environment so one suite serves CI and the full run
 (``hack/faults.sh``): ``BYOLLM_FAULTS_N`` LLMConfigs (8), ``BYOLLM_FAULTS_OUTAGE`` seconds
-of API server / etcd outage (6), ``BYOLLM_FAULTS_WINDOW`` seconds of proxy faults (6).
+of API server / etcd outage (5), ``BYOLLM_FAULTS_WINDOW`` seconds of proxy faults (5).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def sizes() -> Sizes:
     n = int(os.environ.get("BYOLLM_FAULTS_N", "8"))
     return Sizes(
         n=n,
-        outage=float(os.environ.get("BYOLLM_FAULTS_OUTAGE", "6")),
-        window=float(os.environ.get("BYOLLM_FAULTS_WINDOW", "6")),
+        outage=float(os.environ.get("BYOLLM_FAULTS_OUTAGE", "5")),
+        window=float(os.environ.get("BYOLLM_FAULTS_WINDOW", "5")),
         full=n >= 50,
     )
 

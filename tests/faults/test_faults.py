@@ -244,7 +244,7 @@ def test_apiserver_stopped(
         for i in range(half):  # the operator is busy applying these as the server goes
             fleet.change(i)
         t0 = time.monotonic()
-        fault_cp.stop_component("kube-apiserver")
+        fault_cp.stop_component("kube-apiserver", grace=5)  # then SIGKILL
         clients = _changes_in_background(fleet, half, time.monotonic() + sizes.outage + 120)
         time.sleep(sizes.outage)
         recovered = time.monotonic()  # from the restart: its own start-up counts too
