@@ -163,11 +163,10 @@ async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
     key = (namespace, name)
     try:
         await asyncio.to_thread(rec.reconcile, namespace, name)
-    except WriteFenced:
-        log.info("reconcile %s/%s not written: not holding the leader Lease", namespace, name)
-        return  # the leader does it; this replica is stopping
     except Exception as e:
-        if isinstance(e, KubeError):
+        if isinstance(e, WriteFenced):  # Lease not renewed lately: tried again, as below
+            log.info("reconcile %s/%s not written: Lease not surely held", namespace, name)
+        elif isinstance(e, KubeError):
             log.warning("reconcile %s/%s failed: %s", namespace, name, e)
         elif isinstance(e, urllib3.exceptions.HTTPError):  # refused, reset, timed out
             log.warning("reconcile %s/%s failed: API unreachable: %s", namespace, name, type(e))

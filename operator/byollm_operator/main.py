@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -105,6 +106,10 @@ def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
     class ReleasableLeaseLock(LeaseLock):
         def __init__(self) -> None:
             super().__init__(settings.lease_name, settings.namespace, identity)  # type: ignore[no-untyped-call]
+            # Every Lease call gets a timeout: with etcd down the API server holds requests
+            # open, and one hung renewal would keep the election from ever giving up.
+            timeout = max(2.0, settings.lease_renew_deadline / 2)
+            self.api_instance = _Timed(self.api_instance, timeout)  # type: ignore[assignment]
             self._guard = threading.Lock()
             self._released = False
             self._seen: str | None = None  # holder last read; "" none, "?" deleted
@@ -165,6 +170,17 @@ def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
                     log.warning("releasing the lease failed: %s", type(e).__name__)
 
     return ReleasableLeaseLock()
+
+
+class _Timed:
+    """An API object whose every call carries ``_request_timeout``."""
+
+    def __init__(self, api: Any, timeout: float) -> None:
+        self._api = api
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Any:
+        return functools.partial(getattr(self._api, name), _request_timeout=self._timeout)
 
 
 def _elect(settings: Settings, lock: Any, leading: threading.Event, lost: threading.Event) -> None:
