@@ -6,6 +6,8 @@ per-object retry with backoff, and the apply helper's changed-check. Real socket
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -55,6 +57,32 @@ def test_lease_lock_survives_a_refused_connection(
     election = leaderelection.LeaderElection(config)
     assert election.try_acquire_or_renew() is False  # a failed attempt, retried later
     assert not fence.is_open()
+
+
+def test_lease_calls_time_out_on_a_silent_api_server() -> None:
+    """With etcd down the API server holds requests open: a renewal without a timeout hung
+    for good, so the leader never gave up the Lease (and its fence stayed shut)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts (the kernel does), never answers
+    old = kubernetes.client.Configuration.get_default_copy()
+    cfg = kubernetes.client.Configuration()
+    cfg.host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    cfg.retries = 0
+    kubernetes.client.Configuration.set_default(cfg)
+    try:
+        settings = Settings(lease_renew_deadline=3)
+        lock = _lease_lock(settings, "me", Fence(renew_deadline=3))
+        result: list[bool] = []
+        t = threading.Thread(target=lambda: result.append(lock.get("l", "ns")[0]), daemon=True)
+        started = time.monotonic()
+        t.start()
+        t.join(10)
+        assert result == [False], "the Lease read hung"
+        assert time.monotonic() - started < 5
+    finally:
+        kubernetes.client.Configuration.set_default(old)
+        silent.close()
 
 
 def test_fence_opens_on_renewal_and_shuts_on_loss() -> None:
