@@ -276,13 +276,18 @@ def start_stub(latency_ms: int, logs: Path) -> tuple[Service, int]:
 
 
 def start_target(
-    name: str, stub_port: int, logs: Path, litellm: Path | None
+    name: str,
+    stub_port: int,
+    logs: Path,
+    litellm: Path | None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Service, int, str, float]:
     """Start one proxy aimed at the stub; returns (service, port, bearer token, seconds
     from spawn to its first HTTP answer on /healthz)."""
     port = free_port()
     upstream = f"http://127.0.0.1:{stub_port}"
     base_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    base_env |= extra_env or {}
     if name == "goproxy":
         exe = benchgo()
         if exe is None:
