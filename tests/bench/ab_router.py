@@ -1,10 +1,10 @@
-"""A/B of the byollm router between two git revisions, in one run on one machine.
+"""A/B of the byollm router between git revisions, in one run on one machine.
 
-    python tests/bench/ab_router.py BASE [HEAD] [--rounds 3] [--seconds 4] [--stream]
+    python tests/bench/ab_router.py REV [REV ...] [--rounds 3] [--seconds 4] [--stream]
 
 Each revision's ``router/`` is exported with ``git archive`` into ``build/bench/ab/`` and
 run by this venv's interpreter with that copy first on ``PYTHONPATH`` (dependencies are the
-venv's). Rounds alternate A, B, A, B… against one stub upstream so machine noise falls on
+venv's). Rounds alternate between the revisions (A, B, …, A, B, …) against one stub upstream so machine noise falls on
 both; per revision the medians of: added p50 at one connection (vs. the stub direct), req/s
 and CPU µs/request at 32 connections, idle RSS, start time. Loopback only.
 """
@@ -63,15 +63,14 @@ def one(src: Path, stub_port: int, stream: bool, seconds: int, logs: Path) -> di
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("base")
-    p.add_argument("head", nargs="?", default="HEAD")
+    p.add_argument("revs", nargs="+", help="git revisions, oldest first")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=int, default=4)
     p.add_argument("--stream", action="store_true")
     a = p.parse_args(argv)
     logs = RESULTS_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    revs = {"A " + a.base: export(a.base), "B " + a.head: export(a.head)}
+    revs = {f"{chr(65 + i)} {rev}": export(rev) for i, rev in enumerate(a.revs)}
     stub, stub_port = start_stub(0, logs)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in revs}
     direct: list[float] = []
