@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             "BYOLLM_UPSTREAM_ALLOWLIST": "127.0.0.1",
         }
     )
+    from byollm_router import asyncprims
+
+    asyncprims.install()  # as byollm-router does
     setup_logging(logging.WARNING)
     app = create_app(load_config(env))
     config = uvicorn.Config(
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         loop="none",
         http="httptools",
         lifespan="on",
+        proxy_headers=False,
         access_log=False,
         log_config=None,
         log_level=logging.WARNING,
