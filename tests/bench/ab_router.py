@@ -5,8 +5,9 @@
 Each revision's ``router/`` is exported with ``git archive`` into ``build/bench/ab/`` and
 run by this venv's interpreter with that copy first on ``PYTHONPATH`` (dependencies are the
 venv's). Rounds alternate between the revisions (A, B, …, A, B, …) against one stub
-upstream so machine noise falls on all; per revision the medians of: added p50 at one connection (vs. the stub direct), req/s
-and CPU µs/request at 32 connections, idle RSS, start time. Loopback only.
+upstream so machine noise falls on all; per revision the medians of: added p50 at one
+connection (vs. the stub direct), req/s and CPU µs/request at 32 connections, idle RSS,
+start time. Loopback only.
 """
 
 from __future__ import annotations
