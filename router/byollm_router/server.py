@@ -13,7 +13,8 @@ uvicorn does not have.
 And one write per event-loop step: uvicorn writes a response's head and each body message
 to the socket as it comes (a syscall each, and on a stream one per SSE event even when
 many arrived in one upstream read). The protocol hands uvicorn a transport facade that
-gathers what is written during one loop step and sends it as one write at the end of it.
+gathers what is written during one loop step and sends it as one write at the end of it,
+or at once when a response completes.
 
 The request *body* deadline is the app's (it answers 408 itself, see ``app.py``).
 """
@@ -105,6 +106,14 @@ def protocol_class(header_timeout_s: float, max_connections: int) -> type[HttpTo
                 self.loop.call_later(_REFUSED_LINGER_S, transport.close)
                 return
             self._arm()
+
+        def on_response_complete(self) -> None:
+            # A finished response leaves now, not one loop step later (after the app's
+            # epilogue): a JSON answer's head and body go out as one write, at once.
+            transport = self.transport
+            if isinstance(transport, CoalescingTransport):
+                transport.flush()
+            super().on_response_complete()
 
         def data_received(self, data: bytes) -> None:
             if not self._refused:
