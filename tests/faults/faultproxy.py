@@ -96,6 +96,7 @@ class FaultProxy:
         for task in rest:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
+        await asyncio.sleep(0.5)  # TLS transports to the API server finish closing
 
     def _error(self) -> web.Response:
         self.counts["errors"] += 1
