@@ -24,12 +24,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from byollm.kube import KubeError, path
+import urllib3
+
+from byollm.kube import KubeError, WriteFenced, path
 from byollm_operator import builders
 from byollm_operator.cache import CHILD_KINDS, Key, Lane, Store, WorkQueue
 from byollm_operator.reconcile import Reconciler
 
 log = logging.getLogger("byollm.operator")
+
+CURRENT = threading.local()
+"""``namespace``: the namespace this worker thread is reconciling (the shard fence's key)."""
 
 
 def _everything(namespace: str) -> bool:
@@ -101,9 +106,19 @@ class Controller:
         if not self.owns(ns):
             return  # another replica's shard (lost since the key was queued)
         inputs = self.store.inputs(key)
+        CURRENT.namespace = ns
         try:
             self.rec.reconcile(ns, name)
-        except KubeError as e:
+        except WriteFenced:  # the Lease was not renewed lately: tried again after backoff
+            delay = self.queue.retry(key)
+            log.info(
+                "reconcile %s/%s not written: Lease not surely held (retry in %.1fs)",
+                ns,
+                name,
+                delay,
+            )
+            return
+        except (KubeError, urllib3.exceptions.HTTPError) as e:  # refused, reset, timed out
             delay = self.queue.retry(key)
             log.warning("reconcile %s/%s failed (retry in %.1fs): %s", ns, name, delay, e)
             return
@@ -111,6 +126,8 @@ class Controller:
             delay = self.queue.retry(key)
             log.exception("reconcile %s/%s failed (retry in %.1fs)", ns, name, delay)
             return
+        finally:
+            CURRENT.namespace = None
         self.queue.forget(key)
         after = self.store.inputs(key)
         # Our own writes moved some resourceVersions: those are the state we produced.

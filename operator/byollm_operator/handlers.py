@@ -29,7 +29,7 @@ import kubernetes
 
 from byollm.api import GROUP, PLURAL, VERSION
 from byollm.kube import Kube, KubeError, path
-from byollm_operator import builders, conditions
+from byollm_operator import builders, conditions, leadership
 from byollm_operator.cache import Store
 from byollm_operator.controller import Controller, _everything
 from byollm_operator.reconcile import Reconciler, make_probe
@@ -174,6 +174,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings.watching.label_selectors[resource] = managed
     settings.watching.label_selectors["networking.k8s.io", "v1", "networkpolicies"] = managed
     settings.networking.request_timeout = 60
+    # kopf's own retries of a failed API call (watch, list, Event): short and capped, so
+    # watches resume within ~2 s of the API server coming back; once they run out kopf
+    # re-lists at once (and again), so none of them is ever left behind for long.
+    settings.networking.error_backoffs = [0.5, 1, 2] + [2] * 30
     # No cap on kopf's per-object workers: they only update the cache and the queue (no
     # I/O), so they finish at once; an idle one is dropped after a second, not kopf's 5 s
     # (each holds the last body it saw). Reconcile concurrency is the fixed worker pool.
@@ -187,7 +191,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await asyncio.to_thread(kubernetes.config.load_kube_config)
     api = kubernetes.client.ApiClient()
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = cfg.reconcile_workers + 2
+    api.user_agent = f"{REPORTING_COMPONENT}/{REPORTING_INSTANCE}/{os.getpid()}"  # audit: who
     kube = Kube(api, builders.FIELD_MANAGER)
+    kube.write_fence = leadership.check
     ring = await asyncio.to_thread(_load_sealing, kube, cfg)
     rec = Reconciler(
         kube=kube,

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from byollm.api import API_VERSION, KIND, Condition, LLMConfigSpec, LLMConfigStatus, ProviderSpec
 from byollm.kube import Kube, KubeError, manifest_path, path
-from byollm_operator import builders, conditions
+from byollm_operator import builders, conditions, faultpoints
 from byollm_operator import conditions as c
 from byollm_operator.cache import Store
 from byollm_operator.settings import Settings
@@ -217,8 +217,10 @@ class Reconciler:
                 changed = builders.changed_fields(old_digest, new_digest)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
-                result, _written = self._apply(manifest)
+                result, written = self._apply(manifest)
                 applied[manifest["kind"]] = result
+                if written and manifest["kind"] == "Secret":
+                    faultpoints.reach(faultpoints.AFTER_LLM_SECRET)
             if serving is Mode.MANAGED:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
             self._env_digests[(ns, name)] = new_digest
@@ -228,6 +230,8 @@ class Reconciler:
             conds = c.set_condition(conds, c.SECRET_SYNCED, "False", reason, msg, generation)
             self._warn(obj, reason, msg)
             self._finish(obj, status, conds, generation, spec, None, None)
+            if reason == c.APPLY_FAILED:
+                raise  # a passing failure: the caller tries again with backoff
             return
 
         conds = c.set_condition(
@@ -262,7 +266,9 @@ class Reconciler:
                 obj,
                 "Normal",
                 c.ROLLING_OUT,
-                f"{', '.join(changed)} changed; rolling the router to config "
+                # nothing differs from the live Secret when an earlier run wrote it and
+                # died before the Deployment (operator killed mid-apply)
+                f"{', '.join(changed) or 'router config'} changed; rolling the router to config "
                 f"{children.config_hash[:12]} (was {old_hash[:12]})",
             )
         if old_mode and old_mode != serving.value:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from byollm.kube import Kube, KubeError
+from byollm_operator import controller
 
 log = logging.getLogger("byollm.operator")
 
@@ -87,6 +88,13 @@ class ShardManager:
         with self._lock:
             at = self._renewed.get(shard)
         return at is not None and time.monotonic() - at < self.renew_deadline
+
+    def is_open(self) -> bool:
+        """The write fence (``leadership.Gate``): a write made while reconciling a
+        namespace goes out only while that namespace's shard is surely held; other writes
+        (start-up, Leases) are not fenced."""
+        ns = getattr(controller.CURRENT, "namespace", None)
+        return ns is None or self.owns(ns)
 
     def held(self) -> list[int]:
         with self._lock:
