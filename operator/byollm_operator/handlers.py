@@ -1,4 +1,5 @@
-"""kopf handlers: thin triggers into ``Reconciler.reconcile(namespace, name)``.
+"""kopf handlers: each hands the raw watch event to the ``Controller`` (cache + work
+queue, ``controller.py``); the controller's workers run ``Reconciler.reconcile``.
 
 Only watch-event handlers are used (no on.create/update, no timers): they keep no state
 on the objects, so there are no finalizers, no kopf annotations and no status writes of
@@ -6,11 +7,12 @@ kopf's own; garbage collection of the children is left to ownerReferences. Trigg
 
 * the LLMConfig's own events (including the initial listing: the "resume" after restart);
 * events of an opted-in key Secret (label ``byollm.io/llm-key=true``) named by some
-  LLMConfig's ``secretKeyRef`` (an index, not a poll): rotating or deleting the key
+  LLMConfig's ``secretKeyRef`` (the cache's index, not a poll): rotating or deleting the key
   re-reconciles and rolls or flags the router;
 * events of the children (label ``app.kubernetes.io/managed-by=byollm-operator``): edits
   and deletions are put back, Deployment progress updates RouterAvailable;
-* a periodic resync (safety net; writes only on drift) and the credentials re-check.
+* a periodic resync (in memory: queues what changed since its last reconcile) and the
+  credentials re-check.
 """
 
 from __future__ import annotations
