@@ -366,7 +366,8 @@ def parse_category(answer: str) -> Category | None:
     ``<think>`` block and a lead-in ("Category: code", "The category is reasoning").
     Only the answer's first line and first few words count: small models often answer
     the request instead, and their prose names categories by accident. An answer naming
-    several categories takes the first, unless it names so many it echoes the list.
+    several is a hedge (garbage) unless it starts with one; naming three or more echoes
+    the list.
     """
     text = _THINK_RE.sub("", answer[: _ANSWER_SCAN_CHARS * 4])[:_ANSWER_SCAN_CHARS].strip()
     if not text:
@@ -387,7 +388,14 @@ def parse_category(answer: str) -> Category | None:
     first_line = next((ln for ln in text.splitlines() if ln.strip()), "")
     lead = " ".join(_LONG_CONTEXT_RE.sub("longcontext", first_line).split()[:_LEAD_WORDS])
     found = _categories_in(lead)
-    return found[0] if found else None
+    if len(found) == 1:
+        return found[0]
+    # Several: a choice only if the answer starts with it ("code, maybe reasoning"), else
+    # a hedge ("it could be reasoning or code") -- garbage, so the balanced model serves.
+    first = _WORD_RE.search(lead.lower())
+    if found and first is not None and _SYNONYMS.get(first.group(0)) is found[0]:
+        return found[0]
+    return None
 
 
 # --- the decision -------------------------------------------------------------------

@@ -169,7 +169,7 @@ async def test_classifier_uses_fast_model_and_its_answer() -> None:
 async def test_classifier_falls_back_to_default_model_without_fast() -> None:
     clf = FakeClassifier("reasoning")
     table = RoutingTable(models={Category.BALANCED: "m-balanced"})
-    d = await decide(body(user("prove it")), table, DEFAULT, clf, 1.0)
+    d = await decide(body(user("is this argument sound?")), table, DEFAULT, clf, 1.0)
     assert clf.calls[0][1] == DEFAULT
     # reasoning has no model in the table -> the default model
     assert d == Decision(Category.REASONING, DEFAULT, "classifier")
@@ -186,14 +186,14 @@ async def test_timeout_is_balanced() -> None:
     clf = FakeClassifier("code", delay=5)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    d = await decide(body(user("hi")), FULL, DEFAULT, clf, 0.05)
+    d = await decide(body(user("tell me about the build")), FULL, DEFAULT, clf, 0.05)
     assert loop.time() - start < 1
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:timeout")
 
 
 async def test_httpx_timeout_is_timeout() -> None:
     clf = FakeClassifier(exc=httpx.ReadTimeout("slow"))
-    d = await decide(body(user("hi")), FULL, DEFAULT, clf, 1.0)
+    d = await decide(body(user("tell me about the build")), FULL, DEFAULT, clf, 1.0)
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:timeout")
 
 
@@ -201,13 +201,13 @@ async def test_httpx_timeout_is_timeout() -> None:
     "exc", [RuntimeError("boom"), httpx.ConnectError("refused"), ValueError("bad json")]
 )
 async def test_error_is_balanced(exc: Exception) -> None:
-    d = await decide(body(user("hi")), FULL, DEFAULT, FakeClassifier(exc=exc), 1.0)
+    d = await decide(body(user("tell me about the build")), FULL, DEFAULT, FakeClassifier(exc=exc), 1.0)
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:error")
 
 
 async def test_cancellation_propagates() -> None:
     task = asyncio.create_task(
-        decide(body(user("hi")), FULL, DEFAULT, FakeClassifier(delay=5), 10.0)
+        decide(body(user("tell me about the build")), FULL, DEFAULT, FakeClassifier(delay=5), 10.0)
     )
     await asyncio.sleep(0.01)
     task.cancel()
@@ -217,12 +217,12 @@ async def test_cancellation_propagates() -> None:
 
 @pytest.mark.parametrize("answer", ["banana", "", "   ", "I cannot help with that.", "42"])
 async def test_garbage_is_balanced(answer: str) -> None:
-    d = await decide(body(user("hi")), FULL, DEFAULT, FakeClassifier(answer), 1.0)
+    d = await decide(body(user("tell me about the build")), FULL, DEFAULT, FakeClassifier(answer), 1.0)
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:garbage")
 
 
 async def test_classifier_path_default_model_when_balanced_missing() -> None:
-    d = await decide(body(user("hi")), RoutingTable(), DEFAULT, FakeClassifier("zzz"), 1.0)
+    d = await decide(body(user("tell me about the build")), RoutingTable(), DEFAULT, FakeClassifier("zzz"), 1.0)
     assert d == Decision(Category.BALANCED, DEFAULT, "classifier:garbage")
 
 
@@ -339,7 +339,7 @@ async def test_without_default_model_balanced_stands_in() -> None:
     """Managed mode has no LLM_MODEL: a category without a model uses the balanced one."""
     table = RoutingTable(models={Category.BALANCED: "m-balanced", Category.CODE: "m-code"})
     clf = FakeClassifier("reasoning")
-    d = await decide(body(user("prove it")), table, "", clf, 1.0)
+    d = await decide(body(user("is this argument sound?")), table, "", clf, 1.0)
     assert clf.calls[0][1] == "m-balanced"
     assert d == Decision(Category.REASONING, "m-balanced", "classifier")
     d = await decide(body(user("x")), RoutingTable(), "", FakeClassifier("code"), 1.0)
