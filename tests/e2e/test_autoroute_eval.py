@@ -72,10 +72,16 @@ def test_evaluator_runs_against_stub(stub: StubServer, tmp_path: Path) -> None:
     assert len(calls) == rep["classifier"]["total"]
     assert {e["model"] for e in calls} == {"stub-classify-balanced"}
     # The constant answer makes the figures predictable: a check of the arithmetic.
-    per = rep["per_category"]
-    expected = per["vision"]["total"] + per["longContext"]["total"] + per["balanced"]["total"]
-    assert rep["correct"] == expected
-    assert rep["confusion"]["code"]["balanced"] == per["code"]["total"]
+    results = rep["results"]
+    by_clf = [r for r in results if not r["reason"].startswith("rule:")]
+    assert {r["predicted"] for r in by_clf} == {"balanced"}
+    ruled_ok = sum(r["label"] == r["predicted"] for r in results if r["reason"].startswith("rule:"))
+    assert rep["correct"] == ruled_ok + sum(r["label"] == "balanced" for r in by_clf)
+    assert rep["splits"]["tune"]["total"] + rep["splits"]["heldout"]["total"] == n
+    # Text rules decide only unambiguous requests: on the labelled set, never a wrong one.
+    text_ruled = [r for r in results if r["reason"] in ("rule:code", "rule:fast", "rule:reasoning")]
+    assert len(text_ruled) >= 10
+    assert all(r["label"] == r["predicted"] for r in text_ruled)
 
 
 def test_evaluator_refuses_missing_key_env(stub: StubServer) -> None:
