@@ -364,8 +364,9 @@ def start_local_model(stack: DevStack) -> tuple[localmodel.ModelServer, float] |
 
 
 def first_answer(endpoint: str, token: str, timeout: float = 60) -> tuple[str, float]:
-    """One chat through the tenant's router: (the answer, seconds), or ("", seconds) with
-    the error's kind when it failed -- shown to the user, never logged."""
+    """One chat through the tenant's router: (the answer on one line, seconds), or
+    ("(no answer: <error kind>)", seconds). Shown once on stdout, never logged: it is the
+    example tenant's completion for our own prompt."""
     body = json.dumps(
         {
             "messages": [{"role": "user", "content": FIRST_PROMPT}],
