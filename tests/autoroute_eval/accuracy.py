@@ -40,7 +40,8 @@ import evaluate
 from byollm_router.autoroute import Classifier, classifier_messages
 from byollm_router.contract import Category
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 DOC = ROOT / "docs" / "autoroute-accuracy.md"
 
 # The classifier before it was measured: its system prompt, and its parser, which refused
@@ -281,6 +282,17 @@ def render_doc(reports: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {r}/{t} | {rep['reasons'].get('classifier:garbage', 0)} "
             f"| {lat['p50']} / {lat['p99']} |"
         )
+    cats = [c.value for c in Category]
+    lines += [
+        "",
+        "Per category, both splits:",
+        "",
+        "| variant | " + " | ".join(cats) + " |",
+        "|---|" + "---:|" * len(cats),
+    ]
+    for name, rep in reports.items():
+        per = rep["per_category"]
+        lines.append(f"| {name} | " + " | ".join(_pct(per[c]["accuracy"]) for c in cats) + " |")
     lines += [
         "",
         "## The default, per category",
@@ -329,7 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DOC)
     p.add_argument("--json", type=Path, help="also write every variant's full report here")
     p.add_argument("--dump-answers", type=Path, help="raw answers on the tune split (JSON)")
-    p.add_argument("--notes", type=Path, help="markdown appended to the report")
+    p.add_argument(
+        "--notes",
+        type=Path,
+        default=HERE / "findings.md",
+        help="markdown appended to the report (default: findings.md here, if present)",
+    )
     p.add_argument("--only", action="append", help="run only this variant (no document)")
     args = p.parse_args(argv)
 
@@ -367,11 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         "server": version,
         "timeout": args.timeout,
         "splits": {s: sum(r.get("split") == s for r in rows) for s in ("tune", "heldout")},
-        "notes": args.notes.read_text().splitlines() if args.notes else [],
+        "notes": args.notes.read_text().splitlines() if args.notes.exists() else [],
     }
     args.out.write_text(render_doc(reports, meta))
     if args.json:
-        args.json.write_bytes(orjson.dumps(reports, option=orjson.OPT_INDENT_2))
+        dump = {"meta": meta, "reports": reports}
+        args.json.write_bytes(orjson.dumps(dump, option=orjson.OPT_INDENT_2))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
