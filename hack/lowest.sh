@@ -7,12 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 hack/setup.sh
 [[ -x .venv/bin/uv ]] || .venv/bin/python -m pip install -q uv
 stamp=.venv-lowest/.byollm-installed
-if [[ ! -f $stamp || -n $(find pyproject.toml */pyproject.toml -newer "$stamp" 2>/dev/null) ]]; then
+if [[ ! -f $stamp || -n $(find pyproject.toml */pyproject.toml hack/packages.txt -newer "$stamp" 2>/dev/null) ]]; then
   echo "lowest.sh: installing the lowest declared versions into .venv-lowest ..." >&2
   rm -rf .venv-lowest
   .venv/bin/uv venv -q -p "$(.venv/bin/python -c 'import sys; print(sys.executable)')" .venv-lowest
   VIRTUAL_ENV=$PWD/.venv-lowest .venv/bin/uv pip install -q --resolution lowest-direct \
-    -e './router[server]' -e ./sdk -e ./operator -e ./devtools -e '.[test]'
+    -r hack/packages.txt
   touch "$stamp"
 fi
 VIRTUAL_ENV=$PWD/.venv-lowest .venv/bin/uv pip list 2>/dev/null \

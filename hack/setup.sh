@@ -9,11 +9,10 @@ if [[ ! -x .venv/bin/python ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 stamp=.venv/.byollm-installed
-if [[ ! -f $stamp || -n $(find pyproject.toml */pyproject.toml -newer "$stamp") ]]; then
+if [[ ! -f $stamp || -n $(find pyproject.toml */pyproject.toml hack/packages.txt -newer "$stamp") ]]; then
   echo "setup.sh: installing byollm and its test tools into .venv (about 30 s the first time) ..." >&2
   # One line per package as pip collects it: progress rather than half a minute of silence.
-  .venv/bin/python -m pip install --progress-bar off -e './router[server]' -e ./sdk \
-    -e ./operator -e ./devtools -e '.[test]' |
+  .venv/bin/python -m pip install --progress-bar off -r hack/packages.txt |
     sed -un 's/^Collecting \([^ ]*\).*/setup.sh:   \1/p' >&2
   touch "$stamp"
 fi

@@ -21,8 +21,11 @@ reads Current, InProgress or Failed without ambiguity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
+
+from byollm.api import Condition, ConditionStatus
 
 # --- types ------------------------------------------------------------------------------
 READY: Final = "Ready"
@@ -129,74 +132,79 @@ def now() -> str:
 
 
 def set_condition(
-    conditions: list[dict[str, Any]],
+    conditions: Sequence[Condition],
     type_: str,
-    status: str,
+    status: ConditionStatus,
     reason: str,
     message: str,
     generation: int,
-    at: str | None = None,
-) -> list[dict[str, Any]]:
+    at: datetime | None = None,
+) -> list[Condition]:
     """Return ``conditions`` with ``type_`` set; lastTransitionTime kept if status is unchanged."""
-    old = next((c for c in conditions if c.get("type") == type_), None)
-    ltt = old["lastTransitionTime"] if old and old.get("status") == status else (at or now())
-    new = {
-        "type": type_,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": ltt,
-        "observedGeneration": generation,
-    }
-    out = [c for c in conditions if c.get("type") != type_] + [new]
+    old = get(conditions, type_)
+    ltt = (
+        old.last_transition_time
+        if old and old.status == status
+        else (at or datetime.now(UTC).replace(microsecond=0))
+    )
+    new = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=ltt,
+        observed_generation=generation,
+    )
+    out = [c for c in conditions if c.type != type_] + [new]
     order = {t: i for i, t in enumerate(TYPES)}
-    return sorted(out, key=lambda c: order.get(c["type"], len(order)))
+    return sorted(out, key=lambda c: order.get(c.type, len(order)))
 
 
-def get(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+def get(conditions: Sequence[Condition], type_: str) -> Condition | None:
     """The condition of ``type_``, if present."""
-    return next((c for c in conditions if c.get("type") == type_), None)
+    return next((c for c in conditions if c.type == type_), None)
 
 
-def ready_from(conditions: list[dict[str, Any]]) -> tuple[str, str, str]:
+Verdict = tuple[ConditionStatus, str, str]
+"""A condition's (status, reason, message)."""
+
+
+def ready_from(conditions: Sequence[Condition]) -> Verdict:
     """Derive (status, reason, message) of Ready from the other three conditions."""
     problems = []
     for t in (SECRET_SYNCED, ROUTER_AVAILABLE):
         c = get(conditions, t)
-        if c is None or c["status"] != "True":
-            problems.append(f"{t}={c['status']} ({c['reason']})" if c else f"{t} pending")
+        if c is None or c.status != "True":
+            problems.append(f"{t}={c.status} ({c.reason})" if c else f"{t} pending")
     creds = get(conditions, CREDENTIALS_VALID)
-    if creds is not None and creds["status"] == "False":
-        problems.append(f"{CREDENTIALS_VALID}=False ({creds['reason']})")
+    if creds is not None and creds.status == "False":
+        problems.append(f"{CREDENTIALS_VALID}=False ({creds.reason})")
     if not problems:
         return "True", RECONCILED, "router serving the current configuration"
     return "False", NOT_READY, "; ".join(problems)
 
 
-Summary = tuple[tuple[str, str, str], tuple[str, str, str]]
-
-
-def summary(conditions: list[dict[str, Any]]) -> Summary:
-    """(Reconciling, Stalled) as (status, reason, message) each, from the detail conditions
-    and Ready (set Ready first). Exactly one of Ready, Reconciling, Stalled comes out True."""
+def summary(conditions: Sequence[Condition]) -> tuple[Verdict, Verdict]:
+    """(Reconciling, Stalled) from the detail conditions and Ready (set Ready first).
+    Exactly one of Ready, Reconciling, Stalled comes out True."""
     ready = get(conditions, READY)
-    if ready is not None and ready["status"] == "True":
-        done = ("False", RECONCILED, "router serving the current configuration")
+    if ready is not None and ready.status == "True":
+        done: Verdict = ("False", RECONCILED, "router serving the current configuration")
         return done, done
     details = [d for d in (get(conditions, t) for t in DETAIL_TYPES) if d is not None]
-    stuck = [d for d in details if d["status"] == "False" and d["reason"] in STALLED_REASONS]
+    stuck = [d for d in details if d.status == "False" and d.reason in STALLED_REASONS]
     if stuck:
         first = stuck[0]
-        why = "; ".join(f"{d['type']}: {d['message']}" for d in stuck)
+        why = "; ".join(f"{d.type}: {d.message}" for d in stuck)
         return (
-            ("False", first["reason"], "waiting for a change (see Stalled)"),
-            ("True", first["reason"], why),
+            ("False", first.reason, "waiting for a change (see Stalled)"),
+            ("True", first.reason, why),
         )
     pending = [
         d
         for d in details
-        if d["status"] != "True" and not (d["type"] == CREDENTIALS_VALID and d["status"] != "False")
+        if d.status != "True" and not (d.type == CREDENTIALS_VALID and d.status != "False")
     ]
-    first_reason = pending[0]["reason"] if pending else PROGRESSING
-    why = "; ".join(f"{d['type']}: {d['message']}" for d in pending) or "reconciling"
+    first_reason = pending[0].reason if pending else PROGRESSING
+    why = "; ".join(f"{d.type}: {d.message}" for d in pending) or "reconciling"
     return ("True", first_reason, why), ("False", first_reason, "not stalled: progressing")

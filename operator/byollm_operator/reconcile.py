@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from byollm.api import API_VERSION, KIND, LLMConfigSpec, ProviderSpec
+from byollm.api import API_VERSION, KIND, Condition, LLMConfigSpec, LLMConfigStatus, ProviderSpec
 from byollm.kube import Kube, KubeError, path
 from byollm_operator import builders, conditions
 from byollm_operator import conditions as c
@@ -54,7 +54,7 @@ class KeyUnavailable(Exception):
 class _ProbeMemo:
     key_hash: str
     at: float
-    result: tuple[str, str, str]
+    result: c.Verdict
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Reconciler:
     settings: Settings
     post_event: EventFn
     unseal: Callable[[str, str, str], str] | None = None
-    probe: Callable[[ProviderSpec, str], tuple[str, str, str]] | None = None
+    probe: Callable[[ProviderSpec, str], c.Verdict] | None = None
     # key -> "run again" flag, present while a reconcile of that key is running
     _running: dict[tuple[str, str], bool] = field(default_factory=dict)
     _running_guard: threading.Lock = field(default_factory=threading.Lock)
@@ -124,8 +124,8 @@ class Reconciler:
     def _reconcile(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         ns, name, generation = meta["namespace"], meta["name"], int(meta.get("generation", 1))
-        status: dict[str, Any] = dict(obj.get("status") or {})
-        conds: list[dict[str, Any]] = list(status.get("conditions") or [])
+        status = _live_status(obj)
+        conds: list[Condition] = list(status.conditions or ())
         try:
             spec = LLMConfigSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:  # the CRD refuses these; only an old object can hit it
@@ -153,8 +153,8 @@ class Reconciler:
             with contextlib.suppress(KeyUnavailable):
                 kept_prefix = builders.api_key_prefix(self._resolve_key(spec, ns, name))
 
-        old_hash = status.get("configHash")
-        old_mode = status.get("mode")
+        old_hash = status.config_hash
+        old_mode = status.mode.value if status.mode else None
         changed: list[str] = []
         try:
             token = self._ensure_token(owner)
@@ -188,9 +188,13 @@ class Reconciler:
             conds, applied["Deployment"], children.config_hash, generation
         )
         conds = self._credentials_condition(conds, spec, api_key, ns, name, generation)
-        creds = c.get(conds, c.CREDENTIALS_VALID) or {}
-        if creds.get("status") == "False" and _cond_changed(status, conds, c.CREDENTIALS_VALID):
-            self._warn(obj, creds["reason"], creds["message"])
+        creds = c.get(conds, c.CREDENTIALS_VALID)
+        if (
+            creds is not None
+            and creds.status == "False"
+            and _cond_changed(status, conds, c.CREDENTIALS_VALID)
+        ):
+            self._warn(obj, creds.reason, creds.message)
 
         if old_hash is None:
             self.post_event(
@@ -299,8 +303,8 @@ class Reconciler:
             )
 
     def _router_condition(
-        self, conds: list[dict[str, Any]], dep: dict[str, Any], cfg_hash: str, generation: int
-    ) -> list[dict[str, Any]]:
+        self, conds: list[Condition], dep: dict[str, Any], cfg_hash: str, generation: int
+    ) -> list[Condition]:
         """RouterAvailable from the Deployment's real status at the current config hash."""
         spec_replicas = int(dep.get("spec", {}).get("replicas", 1))
         st = dep.get("status") or {}
@@ -363,13 +367,13 @@ class Reconciler:
 
     def _credentials_condition(
         self,
-        conds: list[dict[str, Any]],
+        conds: list[Condition],
         spec: LLMConfigSpec,
         api_key: str | None,
         ns: str,
         name: str,
         generation: int,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Condition]:
         if spec.serving_mode() is Mode.MANAGED or api_key is None or spec.provider is None:
             self._probes.pop((ns, name), None)
             return c.set_condition(
@@ -408,8 +412,8 @@ class Reconciler:
     def _finish(
         self,
         obj: dict[str, Any],
-        status: dict[str, Any],
-        conds: list[dict[str, Any]],
+        status: LLMConfigStatus,
+        conds: list[Condition],
         generation: int,
         spec: LLMConfigSpec | None,
         api_key: str | None,
@@ -431,7 +435,7 @@ class Reconciler:
                 conds,
                 c.ROUTER_AVAILABLE,
                 "False",
-                (sync or {}).get("reason", c.PENDING),
+                sync.reason if sync else c.PENDING,
                 "router not configured: SecretSynced is False",
                 generation,
             )
@@ -439,26 +443,28 @@ class Reconciler:
             conds = c.set_condition(
                 conds, c.SECRET_SYNCED, "False", c.INVALID_SPEC, invalid, generation
             )
-        r_status, r_reason, r_message = conditions.ready_from(conds)
-        conds = c.set_condition(conds, c.READY, r_status, r_reason, r_message, generation)
+        conds = c.set_condition(conds, c.READY, *conditions.ready_from(conds), generation)
         reconciling, stalled = c.summary(conds)
         conds = c.set_condition(conds, c.RECONCILING, *reconciling, generation)
         conds = c.set_condition(conds, c.STALLED, *stalled, generation)
-        new: dict[str, Any] = {
-            "observedGeneration": generation,
+        # Only the fields given here are written; a field given as None is removed.
+        fields: dict[str, Any] = {
+            "observed_generation": generation,
             "conditions": conds,
             "endpoint": builders.endpoint(meta["name"], meta["namespace"]),
         }
         if spec is not None:
             serving = spec.serving_mode()
-            new["mode"] = serving.value
             byo = serving is Mode.BYO and spec.provider is not None
-            new["provider"] = spec.provider.type.value if byo and spec.provider else None
-            new["model"] = spec.provider.default_model if byo and spec.provider else None
-            new["apiKeyPrefix"] = builders.api_key_prefix(api_key) if byo else kept_prefix
+            fields["mode"] = serving
+            fields["provider"] = spec.provider.type.value if byo and spec.provider else None
+            fields["model"] = spec.provider.default_model if byo and spec.provider else None
+            fields["api_key_prefix"] = builders.api_key_prefix(api_key) if byo else kept_prefix
         if cfg_hash is not None:
-            new["configHash"] = cfg_hash
-        patch = {k: v for k, v in new.items() if status.get(k) != v}
+            fields["config_hash"] = cfg_hash
+        new = LLMConfigStatus(**fields).model_dump(by_alias=True, mode="json", exclude_unset=True)
+        old = status.model_dump(by_alias=True, mode="json")
+        patch = {k: v for k, v in new.items() if old.get(k) != v}
         if not patch:
             return
         self.kube.merge_patch(
@@ -473,18 +479,19 @@ def write_refused(e: KubeError) -> bool:
     return 400 <= e.status < 500 and e.status not in (408, 409, 429)
 
 
-def _cond_changed(status: dict[str, Any], conds: list[dict[str, Any]], type_: str) -> bool:
-    old = c.get(list(status.get("conditions") or []), type_)
+def _live_status(obj: dict[str, Any]) -> LLMConfigStatus:
+    """The object's status as the API model; one the model refuses (written by an older
+    operator) reads as empty, so this reconcile rewrites it whole."""
+    try:
+        return LLMConfigStatus.model_validate(obj.get("status") or {})
+    except ValidationError:
+        return LLMConfigStatus()
+
+
+def _cond_changed(status: LLMConfigStatus, conds: list[Condition], type_: str) -> bool:
+    old = c.get(status.conditions or (), type_)
     new = c.get(conds, type_)
-    return (
-        old is None
-        or new is None
-        or (old["status"], old["reason"])
-        != (
-            new["status"],
-            new["reason"],
-        )
-    )
+    return old is None or new is None or (old.status, old.reason) != (new.status, new.reason)
 
 
 # --- credentials probe -------------------------------------------------------------------
@@ -522,7 +529,7 @@ def probe_request(provider: ProviderSpec, api_key: str) -> tuple[str, dict[str, 
     return f"{base}/models", {"Authorization": f"Bearer {api_key}"}
 
 
-def judge(provider: ProviderType, status: int, endpoint: str) -> tuple[str, str, str]:
+def judge(provider: ProviderType, status: int, endpoint: str) -> c.Verdict:
     """The CredentialsValid (status, reason, message) for the check's HTTP answer (pure)."""
     if status in (401, 403):
         return (
@@ -549,7 +556,7 @@ def judge(provider: ProviderType, status: int, endpoint: str) -> tuple[str, str,
     return "Unknown", c.UNEXPECTED_RESPONSE, f"provider answered {status} on {endpoint}"
 
 
-def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, str, str]]:
+def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], c.Verdict]:
     """A credentials check through the router's SSRF guard (same allowlist)."""
     from byollm_router import guard
 
@@ -564,7 +571,7 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
             return [overrides.get(host) or overrides["*"]]
         return await guard.system_resolver(host, port)
 
-    async def run(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
+    async def run(provider: ProviderSpec, api_key: str) -> c.Verdict:
         url, headers = probe_request(provider, api_key)
         try:  # static check, then resolve and check every answer (hostnames inside)
             async with asyncio.timeout(settings.credentials_probe_timeout):
@@ -587,7 +594,7 @@ def make_probe(settings: Settings) -> Callable[[ProviderSpec, str], tuple[str, s
             return "Unknown", c.UNREACHABLE, f"{type(e).__name__} calling the models endpoint"
         return judge(provider.type, resp.status_code, httpx.URL(url).path)
 
-    def probe(provider: ProviderSpec, api_key: str) -> tuple[str, str, str]:
+    def probe(provider: ProviderSpec, api_key: str) -> c.Verdict:
         return asyncio.run(run(provider, api_key))
 
     return probe

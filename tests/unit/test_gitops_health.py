@@ -18,6 +18,7 @@ import pytest
 import yaml
 from stubs.gitops import HEALTH_LUA, argocd_health
 
+from byollm.api import Condition
 from byollm.kube import KubeError
 from byollm_operator import builders
 from byollm_operator import conditions as c
@@ -106,14 +107,16 @@ COMBOS = list(itertools.product(SECRET, ROUTER, CREDS))
 def operator_status(
     secret: tuple[str, str], router: tuple[str, str], creds: tuple[str, str], gen: int = 4
 ) -> list[dict[str, Any]]:
-    """The conditions the operator's status writer derives from three detail conditions."""
-    conds: list[dict[str, Any]] = []
+    """The conditions the operator's status writer derives from three detail conditions,
+    as the API server stores them."""
+    conds: list[Condition] = []
     for t, (st, reason) in zip(c.DETAIL_TYPES, (secret, router, creds), strict=True):
         conds = c.set_condition(conds, t, st, reason, f"{t} is {st}", gen)
     conds = c.set_condition(conds, c.READY, *c.ready_from(conds), gen)
     reconciling, stalled = c.summary(conds)
     conds = c.set_condition(conds, c.RECONCILING, *reconciling, gen)
-    return c.set_condition(conds, c.STALLED, *stalled, gen)
+    conds = c.set_condition(conds, c.STALLED, *stalled, gen)
+    return [x.model_dump(by_alias=True, mode="json") for x in conds]
 
 
 def as_object(conds: list[dict[str, Any]], gen: int = 4) -> dict[str, Any]:

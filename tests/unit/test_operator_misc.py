@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from byollm.api import ProviderSpec
+from byollm.api import Condition, ProviderSpec
 from byollm_dev import rbac
 from byollm_operator import conditions as c
 from byollm_operator.reconcile import judge, make_probe, probe_request
@@ -24,17 +25,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_set_condition_keeps_transition_time_when_status_unchanged() -> None:
-    conds = c.set_condition([], c.READY, "False", c.NOT_READY, "a", 1, at="2026-01-01T00:00:00Z")
-    conds = c.set_condition(conds, c.READY, "False", c.NOT_READY, "b", 2, at="2026-02-02T00:00:00Z")
+    jan, feb, mar = (datetime(2026, m, 1, tzinfo=UTC) for m in (1, 2, 3))
+    conds = c.set_condition([], c.READY, "False", c.NOT_READY, "a", 1, at=jan)
+    conds = c.set_condition(conds, c.READY, "False", c.NOT_READY, "b", 2, at=feb)
     (ready,) = conds
-    assert ready["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    assert (ready["message"], ready["observedGeneration"]) == ("b", 2)
-    conds = c.set_condition(conds, c.READY, "True", c.RECONCILED, "", 2, at="2026-03-03T00:00:00Z")
-    assert conds[0]["lastTransitionTime"] == "2026-03-03T00:00:00Z"
+    assert ready.last_transition_time == jan
+    assert (ready.message, ready.observed_generation) == ("b", 2)
+    conds = c.set_condition(conds, c.READY, "True", c.RECONCILED, "", 2, at=mar)
+    assert conds[0].model_dump(by_alias=True, mode="json")["lastTransitionTime"] == (
+        "2026-03-01T00:00:00Z"
+    )
 
 
 def test_ready_derivation() -> None:
-    conds: list[dict[str, Any]] = []
+    conds: list[Condition] = []
     for t in (c.SECRET_SYNCED, c.ROUTER_AVAILABLE):
         conds = c.set_condition(conds, t, "True", "x", "", 1)
     conds = c.set_condition(conds, c.CREDENTIALS_VALID, "Unknown", c.UNREACHABLE, "", 1)
@@ -43,7 +47,7 @@ def test_ready_derivation() -> None:
     status, _, message = c.ready_from(conds)
     assert status == "False"
     assert c.INVALID_CREDENTIALS in message
-    assert [x["type"] for x in conds] == [c.SECRET_SYNCED, c.ROUTER_AVAILABLE, c.CREDENTIALS_VALID]
+    assert [x.type for x in conds] == [c.SECRET_SYNCED, c.ROUTER_AVAILABLE, c.CREDENTIALS_VALID]
 
 
 def test_rbac_is_least_privilege() -> None:
