@@ -103,3 +103,41 @@ def test_evaluator_refuses_missing_key_env(stub: StubServer) -> None:
     )
     assert proc.returncode == 2
     assert "EVAL_KEY_THAT_IS_NOT_SET" in proc.stderr
+
+
+def test_accuracy_report_is_generated(stub: StubServer, tmp_path: Path) -> None:
+    """The report script's plumbing, against the stub answering "code" to everything: every
+    variant runs, both splits and the latency/rule-share section are in the document."""
+    out = tmp_path / "accuracy.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "autoroute_eval" / "accuracy.py"),
+            "--base-url",
+            f"{stub.url}/v1",
+            "--model",
+            "stub-classify-code",
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "acc.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "wrote" in proc.stderr
+    doc = out.read_text()
+    for variant in ("baseline", "+prompt", "+parsing", "+text rules", "+constrained", "default"):
+        assert f"| {variant} |" in doc
+    assert "### heldout split" in doc
+    assert "Decided by rules alone" in doc
+    data = json.loads((tmp_path / "acc.json").read_text())
+    default = data["reports"]["default"]
+    # Everything the rules leave is answered "code" by the stub, so code is all correct.
+    assert default["per_category"]["code"]["accuracy"] == 1.0
+    assert (
+        default["by_split"]["heldout"]["total"] + default["by_split"]["tune"]["total"]
+        == (default["total"])
+    )
