@@ -191,7 +191,11 @@ def test_constrained_classifier_output_on_a_real_server(local_model: ModelServer
 
 
 @pytest.mark.cluster
-def test_dev_answers_with_the_local_model_by_default(tmp_path: Path) -> None:
+def test_dev_answers_with_the_local_model_by_default(
+    local_model: ModelServer, tmp_path: Path
+) -> None:
+    """A new user's first run: byollm dev starts its own model server (the fixture only
+    makes sure one can be built here, else this skips with the others)."""
     gen = start_dev(tmp_path, "--upstream", "model")
     info = next(gen)
     try:
