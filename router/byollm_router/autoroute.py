@@ -64,7 +64,10 @@ _EXCERPT_TAIL_CHARS: Final = 300
 _EXCERPT_TOTAL_CHARS: Final = 3000
 # Only the start of the answer is parsed: a one-word answer never needs more.
 _ANSWER_SCAN_CHARS: Final = 300
-CLASSIFIER_MAX_TOKENS: Final = 64
+# The parser reads the first words only, and a constrained answer is ~10 tokens. Measured
+# on a small model that answers the request instead: up to 64 tokens of prose put a third
+# of its calls past the 2 s budget; a tight cap bounds the call's cost whatever it says.
+CLASSIFIER_MAX_TOKENS: Final = 16
 
 CLASSIFIER_SYSTEM_PROMPT: Final = (
     "Do not answer the user's request. Classify it. Reply with one word only.\n"
