@@ -2,7 +2,7 @@
 # Runs both benchmarks and writes docs/benchmarks.md plus docs/bench-router.png and
 # docs/bench-operator.png.
 #
-#   hack/bench.sh            # full: router (4 targets incl. LiteLLM), operator at 100 and 1,000
+#   hack/bench.sh            # full: router (Go floor, Python floor, byollm, LiteLLM), operator at 100 and 1,000
 #   hack/bench.sh --short    # smoke: tiny counts, no LiteLLM (what CI runs via pytest)
 #
 # LiteLLM and matplotlib go into .venv-bench/ (gitignored) so their pins never touch the
@@ -24,7 +24,13 @@ mkdir -p "$RES" "$OUT"
 if ! command -v wrk >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || true
 fi
-command -v wrk >/dev/null || echo "bench.sh: wrk not found; using the slower built-in load generator" >&2
+# The Go floor proxy and the Go load generator (tests/bench/goproxy) are built with the
+# machine's Go into ~/.cache/byollm/bench, once per source version.
+if command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]]; then
+  $PY -c "import sys; sys.path.insert(0, 'tests/bench'); import benchlib; print(benchlib.benchgo())" >&2
+else
+  command -v wrk >/dev/null || echo "bench.sh: neither Go nor wrk; using the slower built-in load generator" >&2
+fi
 
 # LiteLLM pinned to a release that predates the package's known compromised uploads.
 LITELLM_VERSION=${LITELLM_VERSION:-1.81.13}

@@ -89,10 +89,6 @@ class _ClientGone(Exception):
     """The client disconnected while we were reading its request."""
 
 
-class _ClientStalled(Exception):
-    """The client stopped reading its answer for longer than the write timeout."""
-
-
 class _Ctx:
     """Per-request bookkeeping for the log line and metrics (metadata only)."""
 
@@ -121,23 +117,60 @@ class _Ctx:
 
 
 class _Watch:
-    """Cancels the request task when the client disconnects mid-request (so the upstream
-    request is closed too and the provider stops generating)."""
+    """Per-request guards while an answer is relayed, at no cost per chunk.
 
-    __slots__ = ("finished", "gone")
+    * Disconnect: a task waits on ``receive`` and cancels the request task when the client
+      goes (so the upstream request is closed too and the provider stops generating).
+    * Stall: uvicorn's ``send`` waits while the client's buffers are full; not for ever. Each
+      ``send`` stamps when it began; one timer per request looks every ``stall_s`` and
+      cancels the request task when a send has been waiting that long. (A timeout around
+      every send would arm and cancel a timer per streamed chunk.)
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_loop", "_stall_s", "_target", "_timer", "finished", "gone", "sending", "stalled")
+
+    def __init__(self, target: asyncio.Task[Any], stall_s: float) -> None:
         self.gone = False
+        self.stalled = False
         self.finished = False
+        self.sending: float | None = None  # loop time the pending send began
+        self._target = target
+        self._stall_s = stall_s
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(stall_s, self._check)
 
-    async def run(self, receive: Receive, target: asyncio.Task[Any]) -> None:
+    async def run(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                if not self.finished:
+                if not self.finished and not self.stalled:
                     self.gone = True
-                    target.cancel()
+                    self._target.cancel()
                 return
+
+    def _check(self) -> None:
+        began = self.sending
+        now = self._loop.time()
+        if began is not None and now - began >= self._stall_s and not self.gone:
+            self.stalled = True
+            self._target.cancel()
+            return
+        self._timer = self._loop.call_at((began or now) + self._stall_s, self._check)
+
+    def guarded(self, send: Send) -> Send:
+        """``send`` with its start stamped for the stall check."""
+        loop = self._loop
+
+        async def watched(message: Message) -> None:
+            self.sending = loop.time()
+            await send(message)
+            self.sending = None
+
+        return watched
+
+    def close(self) -> None:
+        self.finished = True
+        self._timer.cancel()
 
 
 def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
@@ -644,33 +677,25 @@ class RouterApp:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        watch = _Watch()
-        watcher = asyncio.create_task(watch.run(receive, task))
-        stall_s = self.cfg.client_write_timeout_s
-
-        async def send_unless_stalled(message: Message) -> None:
-            # uvicorn's send waits while the client's buffers are full; not for ever.
-            try:
-                async with asyncio.timeout(stall_s):
-                    await send(message)
-            except TimeoutError:
-                raise _ClientStalled from None
-
+        watch = _Watch(task, self.cfg.client_write_timeout_s)
+        watcher = asyncio.create_task(watch.run(receive))
         try:
-            await self._forward(route, call, stream, send_unless_stalled, ctx, watch)
-        except _ClientStalled:
-            # Return with the answer unfinished: the server closes the connection, and
-            # leaving _forward closed the upstream response (the provider stops).
-            ctx.error = "client_stalled"
-            self.metrics.client_disconnects.labels(route).inc()
+            await self._forward(route, call, stream, watch.guarded(send), ctx, watch)
         except asyncio.CancelledError:
-            if not watch.gone:
+            if watch.stalled:
+                # The client stopped reading: return with the answer unfinished, the server
+                # closes the connection, and leaving _forward closed the upstream response
+                # (the provider stops).
+                task.uncancel()
+                ctx.error = "client_stalled"
+            elif watch.gone:
+                task.uncancel()
+                ctx.status, ctx.error = 499, "client_disconnected"
+            else:
                 raise
-            task.uncancel()
-            ctx.status, ctx.error = 499, "client_disconnected"
             self.metrics.client_disconnects.labels(route).inc()
         finally:
-            watch.finished = True
+            watch.close()
             watcher.cancel()
 
     async def _forward(
@@ -837,8 +862,6 @@ class RouterApp:
             ctx.error = mapped.code
             if not response.headers.get("content-encoding"):
                 tail = mapped.sse_event(ctx.wire)
-        except _ClientStalled:
-            raise
         except errors.RouterError as exc:  # e.g. one event beyond the buffering limit
             ctx.error = exc.code
             self.metrics.upstream_errors.labels(route, exc.code).inc()

@@ -18,12 +18,12 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import httpx
 import orjson
 
-from byollm_router.contract import Category, RoutingTable
+from byollm_router.contract import Category
 
 __all__ = [
     "AUTO_MODEL",
@@ -80,6 +80,17 @@ CLASSIFIER_SYSTEM_PROMPT: Final = (
 )
 
 
+class Table(Protocol):
+    """The routing table as the auto-router reads it (the router's ``config.Routing``, or
+    the contract's ``RoutingTable``)."""
+
+    @property
+    def auto(self) -> bool: ...
+
+    @property
+    def models(self) -> Mapping[Category, str]: ...
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the auto-router chose, and why (the reason goes into headers/metrics)."""
@@ -93,7 +104,7 @@ class Decision:
 Classifier = Callable[[list[dict[str, Any]], str, float], Awaitable[str]]
 
 
-def wants_auto(body: Mapping[str, Any], table: RoutingTable) -> bool:
+def wants_auto(body: Mapping[str, Any], table: Table) -> bool:
     """True for ``model: "auto"``, or for a request with no model when the table says so."""
     model = body.get("model")
     if model is None or model == "":
@@ -404,7 +415,7 @@ def parse_category(answer: str) -> Category | None:
 # --- the decision -------------------------------------------------------------------
 
 
-def _model_for(category: Category, table: RoutingTable, default_model: str) -> str:
+def _model_for(category: Category, table: Table, default_model: str) -> str:
     """The category's model, else the default model.
 
     Managed routers have no default model (LLM_MODEL is wiped), so there the table's
@@ -415,7 +426,7 @@ def _model_for(category: Category, table: RoutingTable, default_model: str) -> s
 
 async def decide(
     body: Mapping[str, Any],
-    table: RoutingTable,
+    table: Table,
     default_model: str,
     classify: Classifier,
     timeout: float,  # noqa: ASYNC109 -- the contract's signature; enforced below

@@ -10,15 +10,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from byollm_router import contract as c
 from byollm_router import guard
 from byollm_router.autoroute import CONSTRAINED_FORMATS, DEFAULT_LONG_CONTEXT_TOKENS
-from byollm_router.contract import Mode, ProviderType, RoutingTable
+from byollm_router.contract import Category, Mode, ProviderType
 
 DEFAULT_UPSTREAM_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -36,23 +38,52 @@ class ConfigError(Exception):
         self.variable = variable
 
 
-class RouterConfig(BaseModel):
+class Secret:
+    """A credential that no repr, str, log line or error message shows."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The auto-router's table (``LLM_ROUTING``): which model serves each category.
+
+    The router's own reading of ``contract.RoutingTable``, parsed by hand so the router
+    process does without pydantic; a unit test checks both accept and refuse alike.
+    """
+
+    auto: bool = False
+    models: Mapping[Category, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouterConfig:
     """Everything the router reads, resolved and validated.
 
     ``upstream_key`` is the credential sent upstream (the tenant's key in BYO, the optional
-    LiteLLM key in Managed); it and the router token are ``SecretStr`` so no repr, log line
-    or validation error can show them.
+    LiteLLM key in Managed); it and the router token are :class:`Secret` so no repr, log
+    line or error can show them. A plain dataclass: the router's server process does not
+    load pydantic (about 11 MB of RSS and 0.1 s of start-up).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     mode: Mode
     provider: ProviderType | None  # None in Managed mode
     base_url: str  # upstream base (…/v1), no trailing slash: tenant provider or shared LiteLLM
-    upstream_key: SecretStr | None
+    upstream_key: Secret | None
     model: str | None  # default model
-    router_token: SecretStr
-    routing: RoutingTable
+    router_token: Secret
+    routing: Routing
     azure_api_version: str
     allowlist: str | None
     api_server_host: str | None  # never an upstream, whatever the allowlist says
@@ -136,18 +167,63 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _routing(env: Mapping[str, str]) -> RoutingTable:
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _lax_bool(value: Any) -> bool | None:
+    """A boolean as pydantic's lax mode reads one (true/false, 0/1, "yes"/"off"…); None
+    when it is none."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    return None
+
+
+def parse_routing(data: Any) -> Routing:
+    """``LLM_ROUTING``'s decoded JSON as a :class:`Routing`; ValueError names the offending
+    location (never its value). Accepts what ``contract.RoutingTable`` accepts."""
+    if not isinstance(data, dict):
+        raise ValueError("table")
+    for key in data:
+        if key not in ("auto", "models"):
+            raise ValueError(str(key))
+    auto = _lax_bool(data.get("auto", False))
+    if auto is None:
+        raise ValueError("auto")
+    raw = data.get("models", {})
+    if not isinstance(raw, dict):
+        raise ValueError("models")
+    models: dict[Category, str] = {}
+    for name, model in raw.items():
+        try:
+            category = Category(name)
+        except ValueError:
+            raise ValueError(f"models.{name}") from None
+        if not isinstance(model, str):
+            raise ValueError(f"models.{name}")
+        models[category] = model
+    return Routing(auto=auto, models=MappingProxyType(models))
+
+
+def _routing(env: Mapping[str, str]) -> Routing:
     raw = _get(env, c.LLM_ROUTING)
     if raw is None:
-        return RoutingTable()
+        return Routing()
     try:
-        return RoutingTable.model_validate(orjson.loads(raw))
+        return parse_routing(orjson.loads(raw))
     except orjson.JSONDecodeError:
         raise ConfigError(c.LLM_ROUTING, "is not valid JSON") from None
-    except ValidationError as exc:
+    except ValueError as exc:
         # Name the offending field, never its value.
-        where = ".".join(str(p) for p in exc.errors()[0]["loc"]) or "table"
-        raise ConfigError(c.LLM_ROUTING, f"invalid routing table at {where!r}") from None
+        raise ConfigError(c.LLM_ROUTING, f"invalid routing table at {str(exc)!r}") from None
 
 
 def _mode(env: Mapping[str, str]) -> Mode:
@@ -245,9 +321,9 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         mode=mode,
         provider=provider,
         base_url=base_url,
-        upstream_key=SecretStr(key) if key is not None else None,
+        upstream_key=Secret(key) if key is not None else None,
         model=model,
-        router_token=SecretStr(token),
+        router_token=Secret(token),
         routing=routing,
         azure_api_version=azure_version,
         allowlist=allowlist,

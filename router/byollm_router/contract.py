@@ -6,11 +6,12 @@ the router reads exactly these. Both import the names from here so they cannot d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+if TYPE_CHECKING:
+    from byollm_router.contract_models import RouterEnv as RouterEnv
+    from byollm_router.contract_models import RoutingTable as RoutingTable
 
 
 class Mode(StrEnum):
@@ -109,71 +110,9 @@ ANTHROPIC_VERSION: Final = "2023-06-01"  # the anthropic-version header of the M
 # A category missing from "models" falls back to LLM_MODEL.
 
 
-class RoutingTable(BaseModel):
-    """The auto-router's table: which model serves each category."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    auto: bool = Field(
-        default=False,
-        description='When true, a request without "model" is auto-routed like model "auto".',
-    )
-    models: dict[Category, str] = Field(default_factory=dict)
-
-
-class RouterEnv(BaseModel):
-    """The ``<name>-llm`` Secret's content as a model: the operator builds one per spec and
-    writes :meth:`to_env`; :meth:`from_env` reads such a mapping back (the router's
-    ``load_config`` then validates and resolves it). BYO fields are None in Managed mode,
-    and None means the variable is absent, never empty: that is how the four BYO keys are
-    wiped on a revert to Managed.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: Mode
-    provider: ProviderType | None = None
-    base_url: str | None = None
-    api_key: SecretStr | None = None
-    model: str | None = None
-    azure_api_version: str | None = None
-    routing: RoutingTable | None = None
-    managed_url: str | None = None
-    managed_model: str | None = None
-    upstream_allowlist: str | None = None
-
-    def to_env(self) -> dict[str, str]:
-        env = {LLM_MODE: self.mode.value}
-        values: dict[str, str | None] = {
-            LLM_PROVIDER: self.provider.value if self.provider else None,
-            LLM_BASE_URL: self.base_url,
-            LLM_API_KEY: self.api_key.get_secret_value() if self.api_key else None,
-            LLM_MODEL: self.model,
-            LLM_AZURE_API_VERSION: self.azure_api_version,
-            LLM_ROUTING: self.routing.model_dump_json() if self.routing else None,
-            BYOLLM_MANAGED_URL: self.managed_url,
-            BYOLLM_MANAGED_MODEL: self.managed_model,
-            BYOLLM_UPSTREAM_ALLOWLIST: self.upstream_allowlist,
-        }
-        env.update({k: v for k, v in values.items() if v is not None})
-        return env
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RouterEnv:
-        """Inverse of :meth:`to_env` (raises pydantic's ValidationError on bad values)."""
-        routing = env.get(LLM_ROUTING)
-        return cls(
-            mode=Mode(env[LLM_MODE]),
-            provider=ProviderType(env[LLM_PROVIDER]) if env.get(LLM_PROVIDER) else None,
-            base_url=env.get(LLM_BASE_URL),
-            api_key=SecretStr(env[LLM_API_KEY]) if env.get(LLM_API_KEY) else None,
-            model=env.get(LLM_MODEL),
-            azure_api_version=env.get(LLM_AZURE_API_VERSION),
-            routing=RoutingTable.model_validate_json(routing) if routing else None,
-            managed_url=env.get(BYOLLM_MANAGED_URL),
-            managed_model=env.get(BYOLLM_MANAGED_MODEL),
-            upstream_allowlist=env.get(BYOLLM_UPSTREAM_ALLOWLIST),
-        )
+# ``RoutingTable`` (this table as a model) and ``RouterEnv`` (the whole Secret as a model)
+# live in ``contract_models`` and are importable from here: they need pydantic, which the
+# operator and the SDK use and the router's server process does not load (~11 MB of RSS).
 
 
 # --- router bounds against slow or oversized peers (optional; defaults below) ------------
@@ -207,3 +146,14 @@ AZURE_DEPLOYMENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
 # meets it.
 BYOLLM_CLIENT_WRITE_TIMEOUT: Final = "BYOLLM_CLIENT_WRITE_TIMEOUT"
 DEFAULT_CLIENT_WRITE_TIMEOUT_S: Final = 60.0
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        """``RoutingTable`` and ``RouterEnv``, loaded (with pydantic) on first use."""
+        if name in ("RoutingTable", "RouterEnv"):
+            from byollm_router import contract_models
+
+            return getattr(contract_models, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

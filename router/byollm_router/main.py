@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    from byollm_router import asyncprims
     from byollm_router.app import create_app
     from byollm_router.logging import setup_logging
+
+    asyncprims.install()  # httpcore's HTTP/1.1 path without anyio checkpoints
 
     level = getattr(logging, args.log_level.upper())
     setup_logging(level)
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         http=protocol_class(cfg.client_header_timeout_s, cfg.max_connections),
         lifespan="on",
         access_log=False,
+        # The router reads no client address (no X-Forwarded-For rewriting to pay for on
+        # every request: about 1 µs of the middleware per call, and one frame deeper).
+        proxy_headers=False,
         server_header=False,
         date_header=False,
         log_config=None,

@@ -6,6 +6,8 @@ requests, prompt data or anything a caller controls freely.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -81,5 +83,37 @@ class Metrics:
             registry=self.registry,
         )
 
+        for metric in (
+            self.requests,
+            self.upstream,
+            self.upstream_errors,
+            self.latency,
+            self.upstream_latency,
+            self.overhead,
+            self.categories,
+            self.client_disconnects,
+        ):
+            _cache_children(metric)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _cache_children(metric: Counter | Histogram) -> None:
+    """Make ``metric.labels(*values)`` a dict lookup once a label set has been seen.
+
+    prometheus_client's ``labels`` validates and converts the values and takes a lock on
+    every call (five calls per proxied request); the child it returns for the same values
+    never changes, as the router never removes one. Label values are low-cardinality (see
+    above), so the cache is as bounded as the metric itself.
+    """
+    children: dict[tuple[str, ...], Any] = {}
+    labels = metric.labels
+
+    def cached(*values: str) -> Any:
+        child = children.get(values)
+        if child is None:
+            child = children[values] = labels(*values)
+        return child
+
+    metric.labels = cached  # type: ignore[method-assign,assignment]

@@ -185,3 +185,56 @@ def poll(what: str, check: Callable[[], bool], timeout: float, period: float = 0
         if time.monotonic() - t0 > timeout:
             raise TimeoutError(f"{what}: not done after {timeout:.0f}s")
         time.sleep(period)
+
+
+GO_SRC = Path(__file__).with_name("goproxy")
+GO_CACHE = Path(os.environ.get("BYOLLM_CACHE", Path.home() / ".cache" / "byollm")) / "bench"
+
+
+def benchgo() -> Path | None:
+    """The Go floor proxy and load generator (``goproxy/``), built once per source version
+    into ``~/.cache/byollm/bench`` with the machine's Go; None when there is no Go."""
+    import fcntl
+    import hashlib
+    import shutil
+
+    go = shutil.which("go") or (
+        "/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None
+    )
+    if go is None:
+        return None
+    digest = hashlib.sha256()
+    for f in sorted(GO_SRC.glob("*")):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    exe = GO_CACHE / f"benchgo-{digest.hexdigest()[:12]}"
+    if exe.exists():
+        return exe
+    GO_CACHE.mkdir(parents=True, exist_ok=True)
+    with (GO_CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not exe.exists():
+            tmp = exe.with_suffix(".tmp")
+            env = os.environ | {"GOTOOLCHAIN": "local", "GOFLAGS": "-trimpath", "CGO_ENABLED": "0"}
+            subprocess.run(
+                [go, "build", "-o", str(tmp), "."], cwd=GO_SRC, env=env, check=True, timeout=600
+            )
+            tmp.rename(exe)
+    return exe
+
+
+def http_ready_s(port: int, path: str, timeout: float, proc: subprocess.Popen[bytes]) -> float:
+    """Seconds from now until ``GET path`` on 127.0.0.1:``port`` gets any HTTP answer
+    (polled every 5 ms): with the process just spawned, its start time."""
+    t0 = time.monotonic()
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before answering")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+            s.settimeout(2)
+            s.sendall(request)
+            if s.recv(16).startswith(b"HTTP/1."):
+                return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"no HTTP answer on 127.0.0.1:{port} after {timeout:.0f}s")
+        time.sleep(0.005)

@@ -1,10 +1,11 @@
-"""Profile the router's hot path: cProfile around uvicorn serving the app under wrk load.
+"""Profile the router's hot path: cProfile around uvicorn serving the app under load.
 
     python tests/bench/profile_router.py [--stream] [--seconds 8] [--top 40]
 
 Starts the stub provider (0 ms), runs the byollm router in this process under cProfile
-(uvloop + httptools, as ``byollm-router`` does), drives it with wrk (or the built-in
-client) for a bounded time, then prints the functions with the most own time and the
+(uvloop, the router's httptools protocol and asyncio primitives, as ``byollm-router``
+does), drives it with the Go load generator (or wrk, or the built-in client) for a
+bounded time, then prints the functions with the most own time and the
 most cumulative time. Loopback only.
 """
 
@@ -58,15 +59,21 @@ def main(argv: list[str] | None = None) -> int:
             "BYOLLM_UPSTREAM_ALLOWLIST": "127.0.0.1",
         }
     )
+    from byollm_router import asyncprims
+    from byollm_router.server import protocol_class
+
+    asyncprims.install()  # as byollm-router does
     setup_logging(logging.WARNING)
-    app = create_app(load_config(env))
+    cfg = load_config(env)
+    app = create_app(cfg)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
         loop="none",
-        http="httptools",
+        http=protocol_class(cfg.client_header_timeout_s, cfg.max_connections),
         lifespan="on",
+        proxy_headers=False,
         access_log=False,
         log_config=None,
         log_level=logging.WARNING,

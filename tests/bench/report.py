@@ -19,9 +19,10 @@ from typing import Any
 
 DASH = "\u2013"
 TIMES = "\u00d7"
-TARGET_ORDER = ("direct", "bare", "byollm", "litellm")
+TARGET_ORDER = ("direct", "goproxy", "bare", "byollm", "litellm")
 TARGET_LABEL = {
     "direct": "direct (stub)",
+    "goproxy": "Go ReverseProxy (floor)",
     "bare": "bare uvicorn+httpx",
     "byollm": "**byollm router**",
     "litellm": "LiteLLM proxy",
@@ -51,8 +52,9 @@ def _added(v_us: float, ref_us: float) -> str:
 def router_rows(r: dict[str, Any]) -> list[str]:
     out = [
         f"| upstream | target | req/s | {TIMES} direct | p50 ms (c=1) | p99 ms (c=1) "
-        "| added p50 / p99 ms | TTFT p50 ms | TTFT added ms | CPU µs/req | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| added p50 / p99 ms | TTFT p50 ms | TTFT added ms | CPU µs/req | idle RSS MB "
+        "| peak RSS MB | start s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sc in r.get("scenarios", []):
         kind = "200-chunk SSE" if sc["stream"] else "JSON"
@@ -69,7 +71,7 @@ def router_rows(r: dict[str, Any]) -> list[str]:
                 continue
             if "error" in t:
                 err = t["error"][:80].replace("|", "/")
-                out.append(f"| {up} | {TARGET_LABEL[name]} | failed: {err} |" + " |" * 8)
+                out.append(f"| {up} | {TARGET_LABEL[name]} | failed: {err} |" + " |" * 10)
                 continue
             rps = _get(t, "load", "rps")
             p50, p99 = _get(t, "c1", "p50_us"), _get(t, "c1", "p99_us")
@@ -85,7 +87,8 @@ def router_rows(r: dict[str, Any]) -> list[str]:
                 f"| {up} | {TARGET_LABEL[name]} | {_f(rps, 0)} | {_f(ratio)} | "
                 f"{_f(p50 / 1e3 if p50 is not None else None)} | "
                 f"{_f(p99 / 1e3 if p99 is not None else None)} | {added} | {_f(ttft)} | "
-                f"{t_add} | {_f(t.get('cpu_us_per_req'), 0)} | {_f(t.get('peak_rss_mb'), 0)} |"
+                f"{t_add} | {_f(t.get('cpu_us_per_req'), 0)} | {_f(t.get('idle_rss_mb'), 0)} | "
+                f"{_f(t.get('peak_rss_mb'), 0)} | {_f(t.get('start_s'))} |"
             )
     return out
 
@@ -106,8 +109,15 @@ def router_summary(r: dict[str, Any]) -> dict[str, Any]:
 
         b50 = _get(tg.get("byollm", {}), "c1", "p50_us")
         d50 = _get(tg.get("direct", {}), "c1", "p50_us")
+        g50 = _get(tg.get("goproxy", {}), "c1", "p50_us")
         if b50 is not None and d50 is not None:
             out["added_p50_ms"] = (b50 - d50) / 1e3
+            if g50 is not None and g50 > d50:
+                out["added_vs_go"] = (b50 - d50) / (g50 - d50)
+        if cpu("byollm") and cpu("goproxy"):
+            out["cpu_vs_go"] = cpu("byollm") / cpu("goproxy")
+        out["idle_rss_mb"] = _get(tg.get("byollm", {}), "idle_rss_mb")
+        out["start_s"] = _get(tg.get("byollm", {}), "start_s")
         if rps("byollm") and rps("litellm"):
             out["vs_litellm"] = rps("byollm") / rps("litellm")
         if rps("byollm") and rps("bare"):
@@ -117,6 +127,13 @@ def router_summary(r: dict[str, Any]) -> dict[str, Any]:
         if cpu("byollm") and cpu("bare"):
             out["cpu_vs_bare"] = cpu("bare") / cpu("byollm")
         out["rss_mb"] = _get(tg.get("byollm", {}), "peak_rss_mb")
+    for sc in r.get("scenarios", []):
+        if sc["latency_ms"] == 0 and sc["stream"]:
+            tg = sc["targets"]
+            b = _get(tg.get("byollm", {}), "ttft", "ttft_p50_ms")
+            d = _get(tg.get("direct", {}), "ttft", "ttft_p50_ms")
+            if b is not None and d is not None:
+                out["ttft_added_ms"] = b - d
     return out
 
 
@@ -156,6 +173,28 @@ def targets(r: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
     s = router_summary(r or {})
     v = s.get("added_p50_ms")
     row("router p50 added latency", "≤ 0.5 ms", v, v is not None and v <= 0.5, "{:.2f} ms")
+    v = s.get("cpu_vs_go")
+    row(
+        "router CPU/request vs Go proxy",
+        f"≤ 3{TIMES}",
+        v,
+        v is not None and v <= 3,
+        "{:.1f}" + TIMES,
+    )
+    v = s.get("added_vs_go")
+    row(
+        "router added p50 vs Go proxy's",
+        f"≤ 1.5{TIMES}",
+        v,
+        v is not None and v <= 1.5,
+        "{:.1f}" + TIMES,
+    )
+    v = s.get("ttft_added_ms")
+    row("streaming TTFT added", "≤ 0.3 ms", v, v is not None and v <= 0.3, "{:.2f} ms")
+    v = s.get("idle_rss_mb")
+    row("router idle RSS", "≤ 40 MB (stretch 30)", v, v is not None and v <= 40, "{:.0f} MB")
+    v = s.get("start_s")
+    row("router start → /healthz", "≤ 0.5 s", v, v is not None and v <= 0.5, "{:.2f} s")
     v = s.get("vs_litellm")
     row(
         "router throughput vs LiteLLM", f"≥ 5{TIMES}", v, v is not None and v >= 5, "{:.1f}" + TIMES

@@ -1,4 +1,4 @@
-"""Router data-plane benchmark: byollm router vs direct, a bare pass-through, LiteLLM proxy.
+"""Router data-plane benchmark: byollm router vs direct, the Go and Python floors, LiteLLM.
 
     python tests/bench/router_bench.py [--short] [--litellm PATH] [--out FILE]
 
@@ -6,15 +6,20 @@ Upstream: the stub provider (``tests/stubs/provider.py``) at a fixed latency (0 
 answering non-streaming JSON or a 200-chunk SSE stream. The same load goes to four targets:
 
 * ``direct``  — the stub itself (the reference every ratio is taken against);
-* ``bare``    — ``passthrough.py``: uvicorn + httpx forwarding bytes, nothing else (floor);
+* ``goproxy`` — Go's ``net/http/httputil.ReverseProxy`` (``goproxy/``, one core): the
+  compiled floor;
+* ``bare``    — ``passthrough.py``: uvicorn + httpx forwarding bytes, nothing else (the
+  Python floor);
 * ``byollm``  — ``byollm-router`` in BYO mode aimed at the stub;
 * ``litellm`` — LiteLLM proxy (separate venv, ``--litellm``) with one model on the stub.
 
 Per target and scenario: latency at concurrency 1 (p50/p99, so "added latency" is the
 router's own cost, not queueing), throughput at concurrency C (requests/s), time to first
-SSE chunk (sequential streaming requests), CPU per request and peak RSS of the target's
-process tree. Load comes from ``wrk`` (Debian package) when installed, else from a small
-built-in asyncio client (slower: its figures are marked). Everything runs on 127.0.0.1,
+SSE chunk (sequential streaming requests), CPU per request (from /proc of the target's
+process tree), its RSS when just started, idle after use and peak under load, and its start
+time (spawn to first HTTP answer). Load comes from the Go load generator (``goproxy/``,
+built once with the machine's Go) when Go is installed, else ``wrk``, else a small built-in
+asyncio client (slower: its figures are marked). Everything runs on 127.0.0.1,
 bounded in time; results go to ``build/bench/router.json`` (or ``--out``).
 """
 
@@ -40,10 +45,13 @@ from benchlib import (
     ROOT,
     PeakRss,
     Service,
+    benchgo,
     free_port,
+    http_ready_s,
     machine_load,
     percentile,
     tree_cpu_s,
+    tree_rss_mb,
     wait_port,
     write_json,
 )
@@ -166,7 +174,43 @@ async def _py_load(
     }
 
 
+def go_load(
+    exe: Path, port: int, token: str, stream: bool, conns: int, seconds: int
+) -> dict[str, Any]:
+    """One run of the Go load generator (one core, like wrk -t1); its JSON summary."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
+        f.write(body(stream))
+        payload = f.name
+    try:
+        proc = subprocess.run(
+            [
+                *(str(exe), "load", "-c", str(conns), "-d", str(seconds), "-body", payload),
+                *("-token", token, "-url", f"http://127.0.0.1:{port}/v1/chat/completions"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
+        )
+    finally:
+        os.unlink(payload)
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed: {proc.stderr[-500:]}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
+    return out
+
+
+def loadgen_name() -> str:
+    if benchgo() is not None:
+        return "Go net/http (1 core)"
+    return "wrk (1 thread)" if shutil.which("wrk") else "python asyncio+httpx"
+
+
 def load(port: int, token: str, stream: bool, conns: int, seconds: int) -> dict[str, Any]:
+    exe = benchgo()
+    if exe is not None:
+        return go_load(exe, port, token, stream, conns, seconds)
     if shutil.which("wrk"):
         return wrk_run(port, token, stream, conns, seconds)
     return asyncio.run(_py_load(port, token, stream, conns, seconds))
@@ -232,13 +276,26 @@ def start_stub(latency_ms: int, logs: Path) -> tuple[Service, int]:
 
 
 def start_target(
-    name: str, stub_port: int, logs: Path, litellm: Path | None
-) -> tuple[Service, int, str]:
-    """Start one proxy aimed at the stub; returns (service, port, bearer token)."""
+    name: str,
+    stub_port: int,
+    logs: Path,
+    litellm: Path | None,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[Service, int, str, float]:
+    """Start one proxy aimed at the stub; returns (service, port, bearer token, seconds
+    from spawn to its first HTTP answer on /healthz)."""
     port = free_port()
     upstream = f"http://127.0.0.1:{stub_port}"
     base_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    if name == "bare":
+    base_env |= extra_env or {}
+    if name == "goproxy":
+        exe = benchgo()
+        if exe is None:
+            raise RuntimeError("no Go toolchain to build the Go floor")
+        argv = [str(exe), "proxy", "-listen", f"127.0.0.1:{port}", "-upstream", upstream]
+        svc = Service(name, argv, logs / "goproxy.log", env=base_env)
+        token, timeout = "any", 20.0
+    elif name == "bare":
         argv = [sys.executable, str(PASSTHROUGH), "--port", str(port), "--upstream", upstream]
         svc = Service(name, argv, logs / "bare.log", env=base_env)
         token, timeout = "any", 20.0
@@ -295,11 +352,12 @@ def start_target(
         raise ValueError(name)
     svc.start()
     try:
-        wait_port(port, timeout, svc.proc)
+        assert svc.proc is not None
+        start_s = http_ready_s(port, "/healthz", timeout, svc.proc)
     except (RuntimeError, TimeoutError) as e:
         svc.stop()
         raise RuntimeError(f"{name} did not start: {e}\n{svc.tail()}") from None
-    return svc, port, token
+    return svc, port, token, start_s
 
 
 def litellm_version(exe: Path) -> str:
@@ -318,8 +376,11 @@ def measure(
     port: int, token: str, pid: int | None, plan: Plan, latency_ms: int, stream: bool
 ) -> dict[str, Any]:
     """Warm-up, latency at concurrency 1, throughput at concurrency C, TTFT (streams)."""
-    load(port, token, stream, 4, plan.warm_s)
     res: dict[str, Any] = {}
+    load(port, token, stream, 4, plan.warm_s)
+    if pid:
+        time.sleep(0.3)
+        res["idle_rss_mb"] = tree_rss_mb(pid)  # after use, nothing in flight
     rss = PeakRss(pid) if pid else None
     if rss:
         rss.__enter__()
@@ -343,7 +404,7 @@ def measure(
 def run(plan: Plan, targets: list[str], litellm: Path | None, logs: Path) -> dict[str, Any]:
     out: dict[str, Any] = {
         "machine_before": machine_load(),
-        "loadgen": "wrk (1 thread)" if shutil.which("wrk") else "python asyncio+httpx",
+        "loadgen": loadgen_name(),
         "plan": plan.__dict__,
         "targets": targets,
         "scenarios": [],
@@ -355,11 +416,13 @@ def run(plan: Plan, targets: list[str], litellm: Path | None, logs: Path) -> dic
         try:
             rows = {s: {"latency_ms": latency_ms, "stream": s, "targets": {}} for s in plan.streams}
             for name in targets:
+                started: dict[str, float] = {}
                 if name == "direct":
                     svc, port, token, pid = None, stub_port, "any", stub.pid
                 else:
                     try:
-                        svc, port, token = start_target(name, stub_port, logs, litellm)
+                        svc, port, token, start_s = start_target(name, stub_port, logs, litellm)
+                        started = {"start_s": start_s, "ready_rss_mb": tree_rss_mb(svc.pid)}
                     except RuntimeError as e:
                         for s in plan.streams:
                             rows[s]["targets"][name] = {"error": str(e)[:300]}
@@ -370,7 +433,7 @@ def run(plan: Plan, targets: list[str], litellm: Path | None, logs: Path) -> dic
                     for s in plan.streams:
                         t0 = time.monotonic()
                         try:
-                            r = measure(port, token, pid, plan, latency_ms, s)
+                            r = started | measure(port, token, pid, plan, latency_ms, s)
                         except Exception as e:
                             r = {"error": f"{type(e).__name__}: {e}"[:300]}
                         rows[s]["targets"][name] = r
@@ -396,6 +459,9 @@ def _line(name: str, latency_ms: int, stream: bool, r: dict[str, Any], took: flo
     )
     if r.get("cpu_us_per_req") is not None:
         s += f" | cpu {r['cpu_us_per_req']:6.0f}us/req rss {r.get('peak_rss_mb', 0):5.0f}MB"
+        s += f" idle {r.get('idle_rss_mb', 0):4.0f}MB"
+    if r.get("start_s") is not None:
+        s += f" | start {r['start_s']:.2f}s"
     if "ttft" in r:
         s += f" | ttft p50 {r['ttft']['ttft_p50_ms']:.2f}ms"
     return s + f" [{took:.0f}s]"
@@ -406,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="tiny run for CI (no LiteLLM)")
     parser.add_argument("--litellm", type=Path, default=None, help="path to the litellm CLI")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "router.json")
-    parser.add_argument("--targets", default="direct,bare,byollm,litellm")
+    parser.add_argument("--targets", default="direct,goproxy,bare,byollm,litellm")
     args = parser.parse_args(argv)
     plan = Plan.short() if args.short else Plan.full()
     targets = [t for t in args.targets.split(",") if t]

@@ -40,7 +40,7 @@ def test_router_bench_short(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["scenarios"], data
     for sc in data["scenarios"]:
-        for name in ("direct", "bare", "byollm"):
+        for name in ("direct", "goproxy", "bare", "byollm"):
             t = sc["targets"][name]
             assert "error" not in t, (name, t)
             assert t["load"]["requests"] > 0, (name, t)
@@ -50,12 +50,17 @@ def test_router_bench_short(tmp_path: Path) -> None:
             if sc["stream"]:
                 assert t["ttft"]["incomplete"] == 0, (name, t)
                 assert _finite(t["ttft"]["ttft_p50_ms"]), (name, t)
-        assert _finite(sc["targets"]["byollm"]["peak_rss_mb"])
+        for name in ("goproxy", "bare", "byollm"):
+            t = sc["targets"][name]
+            for key in ("peak_rss_mb", "idle_rss_mb", "cpu_us_per_req", "start_s"):
+                assert _finite(t[key]), (name, key, t)
     md = tmp_path / "benchmarks.md"
     _run("report.py", "--router", str(out), "--md", str(md), timeout=60)
     text = md.read_text()
     assert "| 0 ms, JSON | **byollm router** |" in text, text
     assert "router p50 added latency" in text
+    assert "| 0 ms, JSON | Go ReverseProxy (floor) |" in text, text
+    assert "router CPU/request vs Go proxy" in text
 
 
 @pytest.mark.bench

@@ -1,0 +1,3 @@
+module byollm.local/benchgo
+
+go 1.22
