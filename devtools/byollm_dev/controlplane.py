@@ -136,6 +136,7 @@ class ControlPlane:
     startup_seconds: float = 0.0
     build: BuildResult | None = None
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    _args: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     @property
@@ -161,6 +162,7 @@ class ControlPlane:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(out)
+        self._args[name] = list(args)
         self._procs[name] = subprocess.Popen(
             [str(self.bin_dir / name), *args],
             stdout=out,
@@ -169,8 +171,10 @@ class ControlPlane:
             preexec_fn=_die_with_parent,
         )
 
-    def _check_alive(self) -> None:
+    def _check_alive(self, only: str | None = None) -> None:
         for name, proc in self._procs.items():
+            if only is not None and name != only:
+                continue
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
@@ -194,6 +198,44 @@ class ControlPlane:
         for f in self._logs:
             f.close()
         self._logs.clear()
+
+    # --- faults (tests/faults/) --------------------------------------------------------
+    def stop_component(self, name: str, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+        """Stop one component (``signal.SIGKILL``: a crash, nothing flushed); the others run
+        on. :meth:`start_component` brings it back with the same ports and data."""
+        proc = self._procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL one component (a crash)."""
+        self.stop_component(name, signal.SIGKILL)
+
+    def start_component(self, name: str, timeout: float = 90.0) -> None:
+        """Start a stopped component again with its original arguments; for etcd and the
+        API server, return once it answers its health check."""
+        proc = self._procs.get(name)
+        if proc is not None and proc.poll() is None:
+            return
+        self._spawn(name, self._args[name])
+        if name == "etcd":
+            _wait("etcd", lambda: _etcd_healthy(self), self, timeout, only=name)
+        elif name == "kube-apiserver":
+            _wait(
+                "kube-apiserver", lambda: self.request("/readyz") == "ok", self, timeout, only=name
+            )
+
+    def running(self, name: str) -> bool:
+        proc = self._procs.get(name)
+        return proc is not None and proc.poll() is None
 
     def __enter__(self) -> ControlPlane:
         return self
@@ -236,6 +278,10 @@ class ControlPlane:
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         kvs = self._etcd_range({"key": _b64(prefix), "range_end": _b64(end), "keys_only": True})
         return [base64.b64decode(kv["key"]).decode() for kv in kvs]
+
+
+def _etcd_healthy(cp: ControlPlane) -> bool:
+    return b'"true"' in httpx.get(cp.etcd_endpoint + "/health", timeout=2).content
 
 
 def _b64(text: str) -> str:
@@ -301,11 +347,13 @@ def _write_static_config(state: Path, admin_token: str, operator_token: str) -> 
     )
 
 
-def _wait(what: str, check: object, cp: ControlPlane, timeout: float) -> None:
+def _wait(
+    what: str, check: object, cp: ControlPlane, timeout: float, only: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        cp._check_alive()
+        cp._check_alive(only)
         try:
             if callable(check) and check():
                 return
@@ -380,10 +428,7 @@ def _start_components(cp: ControlPlane, nodes: int) -> None:
         ],
     )
 
-    def etcd_healthy() -> bool:
-        return b'"true"' in httpx.get(cp.etcd_endpoint + "/health", timeout=2).content
-
-    _wait("etcd", etcd_healthy, cp, 30)
+    _wait("etcd", lambda: _etcd_healthy(cp), cp, 30)
     pki = state / "pki"
     cp._spawn(
         "kube-apiserver",

@@ -19,17 +19,20 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
 import kubernetes
+import urllib3
 
 from byollm.api import GROUP, PLURAL, VERSION
-from byollm.kube import Kube, KubeError, path
-from byollm_operator import builders, conditions
+from byollm.kube import Kube, KubeError, WriteFenced, path
+from byollm_operator import builders, conditions, leadership
 from byollm_operator.reconcile import Reconciler, make_probe
+from byollm_operator.retry import Retries
 from byollm_operator.settings import Settings
 from byollm_router import contract
 
@@ -152,13 +155,27 @@ async def _resync_loop(rec: Reconciler, period: float) -> None:
         log.info("resync pass: %d LLMConfigs in %.1fs", len(items), took)
 
 
+_RETRIES = Retries()
+
+
 async def _reconcile_async(rec: Reconciler, namespace: str, name: str) -> None:
+    """Reconcile in a worker thread; a failure is retried with backoff (``retry``)."""
+    key = (namespace, name)
     try:
         await asyncio.to_thread(rec.reconcile, namespace, name)
-    except KubeError as e:
-        log.warning("reconcile %s/%s failed: %s", namespace, name, e)
-    except Exception:
-        log.exception("reconcile %s/%s failed", namespace, name)
+    except Exception as e:
+        if isinstance(e, WriteFenced):  # Lease not renewed lately: tried again, as below
+            log.info("reconcile %s/%s not written: Lease not surely held", namespace, name)
+        elif isinstance(e, KubeError):
+            log.warning("reconcile %s/%s failed: %s", namespace, name, e)
+        elif isinstance(e, urllib3.exceptions.HTTPError):  # refused, reset, timed out
+            log.warning("reconcile %s/%s failed: API unreachable: %s", namespace, name, type(e))
+        else:
+            log.exception("reconcile %s/%s failed", namespace, name)
+        delay = _RETRIES.failed(key, lambda: _reconcile_async(rec, namespace, name))
+        log.info("reconcile %s/%s: next try in %.1fs", namespace, name, delay)
+        return
+    _RETRIES.succeeded(key)
 
 
 @kopf.on.startup()
@@ -174,6 +191,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # (=operator) ever reach this process; the API server filters the rest.
     settings.watching.label_selectors["v1", "secrets"] = contract.LLM_KEY_LABEL
     settings.networking.request_timeout = 60
+    # kopf's own retries of a failed API call (watch, list, Event): short and capped, so
+    # watches resume within ~2 s of the API server coming back; once they run out kopf
+    # re-lists at once (and again), so none of them is ever left behind for long.
+    settings.networking.error_backoffs = [0.5, 1, 2] + [2] * 30
     # No cap on per-object workers: kopf keeps an idle worker 5 s, so a cap of 8 admitted
     # only ~1.6 new objects/s per kind (bench: 100 LLMConfigs took 70 s to reconcile).
     # Real concurrency is bounded by the reconcile thread pool.
@@ -182,7 +203,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     if not kubernetes.client.Configuration.get_default_copy().api_key:
         await asyncio.to_thread(kubernetes.config.load_kube_config)
-    kube = Kube(kubernetes.client.ApiClient(), builders.FIELD_MANAGER)
+    api = kubernetes.client.ApiClient()
+    api.user_agent = f"{REPORTING_COMPONENT}/{REPORTING_INSTANCE}/{os.getpid()}"  # audit: who
+    kube = Kube(api, builders.FIELD_MANAGER)
+    kube.write_fence = leadership.check
     ring = await asyncio.to_thread(_load_sealing, kube, cfg)
     rec = Reconciler(
         kube=kube,
@@ -198,6 +222,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await _RETRIES.close()
     task = getattr(memo, "resync", None)
     if task is not None:
         task.cancel()

@@ -3,25 +3,32 @@
 Several replicas are safe through a coordination.k8s.io Lease (the Kubernetes client's
 leader election): only the holder runs kopf; the others wait and take over within
 ``lease_duration`` seconds when it dies. kopf itself runs ``standalone`` (no kopf peering,
-so no KopfPeering CRDs to install). Losing the lease stops kopf and exits non-zero so the
-Deployment restarts the replica as a follower. Honours KUBECONFIG (or in-cluster config).
+so no KopfPeering CRDs to install). Losing the lease (API server unreachable for longer
+than the renew deadline, or the Lease taken or deleted) stops kopf, and the process
+stands by as a follower again (it never exits for that); a write fence (``leadership``)
+keeps a replica that may have lost the Lease from writing. Honours KUBECONFIG (or
+in-cluster config).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import socket
 import sys
 import threading
+import time
 import uuid
 from typing import Any
 
 import kopf
 import kubernetes
 
+from byollm_operator import leadership
+from byollm_operator.leadership import Fence
 from byollm_operator.settings import Settings
 
 log = logging.getLogger("byollm.operator")
@@ -82,10 +89,15 @@ def _follower_health(endpoint: str) -> Any:
     return server
 
 
-def _lease_lock(settings: Settings, identity: str) -> Any:
-    """A LeaseLock that can be released: after ``release()`` it never writes again, and the
-    Lease's holder is cleared so a follower takes over at its next retry instead of waiting
-    ``lease_duration`` (rolling upgrades, SIGTERM)."""
+def _lease_lock(settings: Settings, identity: str, fence: Fence) -> Any:
+    """A LeaseLock that survives API outages and feeds the write fence.
+
+    The client's LeaseLock catches only ApiException: a refused or reset connection (API
+    server or etcd down) escaped and killed the election thread, so a leader went on
+    working without renewing (and a second one took over), and a follower never led.
+    Here every error is a failed attempt, retried at the next period. After ``release()``
+    it never writes again, and the Lease's holder is cleared so a follower takes over at
+    its next retry instead of waiting ``lease_duration`` (rolling upgrades, SIGTERM)."""
     from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
     from byollm.kube import Kube
@@ -94,20 +106,56 @@ def _lease_lock(settings: Settings, identity: str) -> Any:
     class ReleasableLeaseLock(LeaseLock):
         def __init__(self) -> None:
             super().__init__(settings.lease_name, settings.namespace, identity)  # type: ignore[no-untyped-call]
+            # Every Lease call gets a timeout: with etcd down the API server holds requests
+            # open, and one hung renewal would keep the election from ever giving up.
+            timeout = max(2.0, settings.lease_renew_deadline / 2)
+            self.api_instance = _Timed(self.api_instance, timeout)  # type: ignore[assignment]
             self._guard = threading.Lock()
             self._released = False
+            self._seen: str | None = None  # holder last read; "" none, "?" deleted
+            self.takeover = False  # acquired from another holder (or a deleted Lease)
+
+        def get(self, name: str, namespace: str) -> tuple[bool, Any]:
+            try:
+                found, record = super().get(name, namespace)  # type: ignore[no-untyped-call]
+            except Exception as e:  # no answer: not a verdict on who holds the Lease
+                log.warning("reading the lease failed: %s", type(e).__name__)
+                return False, e
+            if not found and getattr(record, "status", None) == 404:
+                fence.shut()  # deleted: anyone may create it now
+                self._seen = "?"
+            elif found:
+                self._seen = getattr(record, "holder_identity", None) or ""
+                if self._seen != identity:
+                    fence.shut()  # another replica holds it
+            return bool(found), record
+
+        def _write(self, op: Any, *args: Any, **kwargs: Any) -> bool:
+            started = time.monotonic()
+            with self._guard:
+                if self._released:
+                    return False
+                try:
+                    ok = bool(op(*args, **kwargs))
+                except Exception as e:
+                    log.warning("writing the lease failed: %s", type(e).__name__)
+                    return False
+            if ok:
+                if not fence.is_open():  # acquiring, not renewing
+                    self.takeover = self._seen not in ("", identity)
+                fence.renewed(started)
+            return ok
 
         def create(self, *args: Any, **kwargs: Any) -> bool:
-            with self._guard:
-                return False if self._released else bool(super().create(*args, **kwargs))  # type: ignore[no-untyped-call]
+            return self._write(super().create, *args, **kwargs)
 
         def update(self, *args: Any, **kwargs: Any) -> bool:
-            with self._guard:
-                return False if self._released else bool(super().update(*args, **kwargs))  # type: ignore[no-untyped-call]
+            return self._write(super().update, *args, **kwargs)
 
         def release(self) -> None:
             with self._guard:
                 self._released = True
+                fence.shut()
                 p = (
                     f"/apis/coordination.k8s.io/v1/namespaces/{settings.namespace}"
                     f"/leases/{settings.lease_name}"
@@ -122,6 +170,17 @@ def _lease_lock(settings: Settings, identity: str) -> Any:
                     log.warning("releasing the lease failed: %s", type(e).__name__)
 
     return ReleasableLeaseLock()
+
+
+class _Timed:
+    """An API object whose every call carries ``_request_timeout``."""
+
+    def __init__(self, api: Any, timeout: float) -> None:
+        self._api = api
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Any:
+        return functools.partial(getattr(self._api, name), _request_timeout=self._timeout)
 
 
 def _elect(settings: Settings, lock: Any, leading: threading.Event, lost: threading.Event) -> None:
@@ -141,8 +200,61 @@ def _elect(settings: Settings, lock: Any, leading: threading.Event, lost: thread
         settings.namespace,
         settings.lease_name,
     )
-    leaderelection.LeaderElection(config).run()  # type: ignore[no-untyped-call]
-    lost.set()
+    try:
+        leaderelection.LeaderElection(config).run()  # type: ignore[no-untyped-call]
+    except Exception:
+        log.exception("leader election failed")
+    finally:
+        lost.set()
+
+
+def _lead_once(settings: Settings, identity: str, fence: Fence) -> bool:
+    """Wait for the Lease, run kopf while holding it; True when the Lease was lost (stand
+    by again), False when kopf stopped by itself (SIGTERM: exit).
+
+    Losing the Lease does not end the process: exiting would have the kubelet restart it
+    with a growing back-off (CrashLoopBackOff, up to 5 minutes) during a long API outage,
+    and a fresh interpreter costs seconds of imports. The identity is kept, so the
+    replica leads again at once if no other one took over meanwhile."""
+    leading, lost = threading.Event(), threading.Event()
+    lock = _lease_lock(settings, identity, fence)
+    threading.Thread(
+        target=_elect,
+        args=(settings, lock, leading, lost),
+        daemon=True,
+        name="leader-election",
+    ).start()
+    endpoint = settings.liveness_endpoint
+    health = _follower_health(endpoint) if endpoint else None
+    while not leading.wait(0.5):
+        if lost.is_set():  # the election ended without leading: start it over
+            if health is not None:
+                health.shutdown()
+                health.server_close()
+            return True
+    if lock.takeover:
+        # The previous holder sees our record at its next renewal at the latest and stops
+        # writing (its fence shuts): give it that long before acting.
+        time.sleep(settings.lease_retry_period)
+    if health is not None:
+        health.shutdown()
+        health.server_close()
+    stop = threading.Event()
+
+    def _watch_lease() -> None:
+        lost.wait()
+        if not stop.is_set():
+            log.error("lost the leader lease; stopping")
+        fence.shut()
+        stop.set()
+
+    threading.Thread(target=_watch_lease, daemon=True, name="lease-watch").start()
+    log.info("acquired the leader lease; starting")
+    try:
+        _run_kopf(stop, settings.liveness_endpoint)
+    finally:
+        lock.release()
+    return lost.is_set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,39 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
     _load_config()
-    stop = threading.Event()
     if settings.leader_election and not args.no_leader_election:
-        leading, lost = threading.Event(), threading.Event()
         identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        lock = _lease_lock(settings, identity)
-        threading.Thread(
-            target=_elect,
-            args=(settings, lock, leading, lost),
-            daemon=True,
-            name="leader-election",
-        ).start()
-        endpoint = settings.liveness_endpoint
-        health = _follower_health(endpoint) if endpoint else None
-        while not leading.wait(0.5):
-            if lost.is_set():
-                return 1
-        if health is not None:
-            health.shutdown()
-            health.server_close()
-
-        def _watch_lease() -> None:
-            lost.wait()
-            log.error("lost the leader lease; stopping")
-            stop.set()
-
-        threading.Thread(target=_watch_lease, daemon=True, name="lease-watch").start()
-        log.info("acquired the leader lease; starting")
-        try:
-            _run_kopf(stop, settings.liveness_endpoint)
-        finally:
-            lock.release()
-        return 1 if lost.is_set() else 0
-    _run_kopf(stop, settings.liveness_endpoint)
+        fence = Fence(settings.lease_renew_deadline)
+        leadership.install(fence)
+        while _lead_once(settings, identity, fence):
+            log.warning("standing by as a follower")
+        return 0
+    _run_kopf(threading.Event(), settings.liveness_endpoint)
     return 0
 
 

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from byollm.api import API_VERSION, KIND, Condition, LLMConfigSpec, LLMConfigStatus, ProviderSpec
 from byollm.kube import Kube, KubeError, path
-from byollm_operator import builders, conditions
+from byollm_operator import builders, conditions, faultpoints
 from byollm_operator import conditions as c
 from byollm_operator.settings import Settings
 from byollm_router import contract
@@ -164,8 +164,10 @@ class Reconciler:
                 changed = builders.changed_fields(builders.secret_env(live), children.env)
             applied: dict[str, dict[str, Any]] = {}
             for manifest in children.in_apply_order():
-                result, _changed = self.kube.apply_if_changed(manifest)
+                result, written = self.kube.apply_if_changed(manifest)
                 applied[manifest["kind"]] = result
+                if written and manifest["kind"] == "Secret":
+                    faultpoints.reach(faultpoints.AFTER_LLM_SECRET)
             if serving is Mode.MANAGED:
                 self._wipe_byo_keys(obj, applied["Secret"], old_mode)
         except KubeError as e:
@@ -174,6 +176,8 @@ class Reconciler:
             conds = c.set_condition(conds, c.SECRET_SYNCED, "False", reason, msg, generation)
             self._warn(obj, reason, msg)
             self._finish(obj, status, conds, generation, spec, None, None)
+            if reason == c.APPLY_FAILED:
+                raise  # a passing failure: the caller tries again with backoff
             return
 
         conds = c.set_condition(
@@ -208,7 +212,9 @@ class Reconciler:
                 obj,
                 "Normal",
                 c.ROLLING_OUT,
-                f"{', '.join(changed)} changed; rolling the router to config "
+                # nothing differs from the live Secret when an earlier run wrote it and
+                # died before the Deployment (operator killed mid-apply)
+                f"{', '.join(changed) or 'router config'} changed; rolling the router to config "
                 f"{children.config_hash[:12]} (was {old_hash[:12]})",
             )
         if old_mode and old_mode != serving.value:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 from kubernetes import client
@@ -55,6 +56,12 @@ class KubeError(Exception):
         self.causes = causes or []
 
 
+class WriteFenced(RuntimeError):
+    """A write refused before it was sent: this process may not write now (an operator
+    replica that no longer holds the leader Lease). Not a KubeError: nothing is reported
+    on the object, since another replica acts on it."""
+
+
 def path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
     """REST path of an object (or its collection when name is None); cluster-scoped when
     namespace is None."""
@@ -82,6 +89,8 @@ class Kube:
         self._verified_guard = threading.Lock()
         # object path -> resourceVersion of our own last write to it (echo detection)
         self._own: dict[str, str] = {}
+        # Called before every write (not reads, not dry-runs); raises WriteFenced to refuse.
+        self.write_fence: Callable[[], None] | None = None
 
     def request(
         self,
@@ -91,6 +100,9 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        dry_run = any(k == "dryRun" for k, _ in query or [])
+        if method != "GET" and not dry_run and self.write_fence is not None:
+            self.write_fence()
         headers = {"Accept": "application/json", "Content-Type": content_type}
         m, url, hdrs, data, _ = self.api.param_serialize(
             method=method,
@@ -118,7 +130,7 @@ class Kube:
                 str(payload.get("message", "")),
                 causes,
             )
-        if method in ("POST", "PATCH", "PUT") and not any(k == "dryRun" for k, _ in query or []):
+        if method in ("POST", "PATCH", "PUT") and not dry_run:
             meta = payload.get("metadata") or {}
             if meta.get("resourceVersion") and meta.get("name"):
                 p = f"{resource_path}/{meta['name']}" if method == "POST" else resource_path
@@ -180,6 +192,11 @@ class Kube:
                 if self._verified.get(p) == (want, rv):
                     return live, False
             dry = self.apply(manifest, dry_run=True)
+            if _comparable(dry) != _comparable(live):
+                # A controller may have touched the object (metadata) between the read and
+                # the dry-run: compare with what is stored now before writing.
+                live = self.get(p) or {}
+                rv = live.get("metadata", {}).get("resourceVersion", "")
             if _comparable(dry) == _comparable(live):
                 self._remember(p, want, rv)
                 return live, False
@@ -226,7 +243,9 @@ class Kube:
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    out = dict(obj)
+    """What an apply of ours can change: not the status (controllers write it; an apply
+    never does), not the bookkeeping fields."""
+    out = {k: v for k, v in obj.items() if k != "status"}
     meta = dict(out.get("metadata", {}))
     for k in ("managedFields", "resourceVersion"):
         meta.pop(k, None)

@@ -210,6 +210,9 @@ class OperatorProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
+            if self._logf is not None:  # it exited by itself (crash tests)
+                self._logf.close()
+                self._logf = None
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
