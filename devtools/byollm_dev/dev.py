@@ -166,7 +166,10 @@ class PodRunner:
                 env = self.resolve_env(meta["namespace"], container)
             except (KubeError, KeyError):
                 continue  # a Secret not written yet: the kubelet would wait too
-            template_key = json.dumps([template, sorted(env.items())], sort_keys=True)
+            # Like a kubelet: a new pod only for a new template. The env is read when the
+            # process starts; the operator writes the Secret before the Deployment, and the
+            # template's config hash changes with everything the Secret holds.
+            template_key = json.dumps(template, sort_keys=True)
             pod = self.pods.get(key)
             if pod is None:
                 pod = self.pods[key] = LocalPod(
@@ -259,7 +262,7 @@ class PodRunner:
 
 
 def _config_hash(template_key: str) -> str | None:
-    template = json.loads(template_key)[0]
+    template = json.loads(template_key)
     value = (template.get("metadata", {}).get("annotations") or {}).get("byollm.io/config-hash")
     return str(value) if value else None
 
