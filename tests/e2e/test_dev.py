@@ -170,7 +170,9 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     assert proc.wait(60) == 0, dev["log"].read_text()[-3000:]
     stop_seconds = time.monotonic() - started
     print(f"byollm dev stopped in {stop_seconds:.1f}s")
-    assert stop_seconds <= 3.5
+    # Every part exits on SIGTERM: none is left to its 10 s SIGKILL grace (the figure is
+    # printed; the bound only catches a part that ignores SIGTERM, not a slow machine).
+    assert stop_seconds < 10.0  # controlplane.stop_process grace
     pid = managed["pid"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert "stopped" in dev["log"].read_text()
