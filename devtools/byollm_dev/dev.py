@@ -13,6 +13,11 @@ an in-cluster Service (``http://stub.<ns>.svc:PORT/v1`` -- the CRD refuses loopb
 it should), so the runner starts routers through :mod:`byollm_dev.devpod`, which
 resolves ``*.svc`` names to 127.0.0.1 the way CoreDNS would resolve them to a ClusterIP.
 The router's SSRF guard still checks the address against the operator's allowlist.
+
+The example tenant's provider is, by default, a real model on this machine: SmolLM2-135M
+behind llama-cpp-python's OpenAI-compatible server (``hack/model.sh`` builds and caches
+it on first use), so the first run shows a real answer through the tenant's router.
+``--upstream stub`` keeps the instant echo stub; ``--upstream-url`` points anywhere else.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from urllib.parse import urlsplit
 from byollm import api
 from byollm.client import AlreadyExistsError, Client, LLMConfigError
 from byollm.kube import Kube, KubeError
-from byollm_dev import controlplane, rbac
+from byollm_dev import controlplane, localmodel, rbac
 
 OPERATOR_NAMESPACE: Final = "byollm-system"
 EXAMPLE_NAME: Final = "demo"
@@ -46,6 +51,9 @@ ROUTER_SELECTOR: Final = (
     "app.kubernetes.io/managed-by=byollm-operator,app.kubernetes.io/component=router"
 )
 STUB_SCRIPT: Final = controlplane.REPO_ROOT / "tests" / "stubs" / "provider.py"
+# Upstreams ``byollm dev`` can start itself: a real small model, or the echo stub.
+UPSTREAMS: Final = ("model", "stub")
+FIRST_PROMPT: Final = "Say hello to a new byollm user in one short sentence."
 
 
 def _session() -> None:  # pragma: no cover - runs in the child before exec
@@ -158,7 +166,10 @@ class PodRunner:
                 env = self.resolve_env(meta["namespace"], container)
             except (KubeError, KeyError):
                 continue  # a Secret not written yet: the kubelet would wait too
-            template_key = json.dumps([template, sorted(env.items())], sort_keys=True)
+            # Like a kubelet: a new pod only for a new template. The env is read when the
+            # process starts; the operator writes the Secret before the Deployment, and the
+            # template's config hash changes with everything the Secret holds.
+            template_key = json.dumps(template, sort_keys=True)
             pod = self.pods.get(key)
             if pod is None:
                 pod = self.pods[key] = LocalPod(
@@ -251,7 +262,7 @@ class PodRunner:
 
 
 def _config_hash(template_key: str) -> str | None:
-    template = json.loads(template_key)[0]
+    template = json.loads(template_key)
     value = (template.get("metadata", {}).get("annotations") or {}).get("byollm.io/config-hash")
     return str(value) if value else None
 
@@ -334,6 +345,53 @@ def _install(kube: Kube) -> None:
         kube.apply(manifest)
 
 
+# --- the local model ---------------------------------------------------------------------
+
+
+def start_local_model(stack: DevStack) -> tuple[localmodel.ModelServer, float] | None:
+    """Build (first use, progress on stderr) and start the local model server on loopback,
+    without waiting for it to load; (server, build seconds), or None when unavailable."""
+    t0 = time.monotonic()
+    try:
+        built = localmodel.build()
+    except localmodel.ModelUnavailable as e:
+        _log(f"!!! the local model is unavailable: {e}")
+        return None
+    build_seconds = time.monotonic() - t0
+    log_dir = stack.state_dir / "controlplane" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "local-model.log", "ab") as log:
+        server = localmodel.start(built, log)
+    stack.procs.append(("local-model", server.proc))
+    return server, build_seconds
+
+
+def first_answer(endpoint: str, token: str, timeout: float = 60) -> tuple[str, float]:
+    """One chat through the tenant's router: (the answer on one line, seconds), or
+    ("(no answer: <error kind>)", seconds). Shown once on stdout, never logged: it is the
+    example tenant's completion for our own prompt."""
+    body = json.dumps(
+        {
+            "messages": [{"role": "user", "content": FIRST_PROMPT}],
+            "max_tokens": 48,
+            "temperature": 0,
+        }
+    ).encode()
+    req = urllib.request.Request(  # noqa: S310 - the router on loopback
+        f"{endpoint}/chat/completions",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            data = json.loads(resp.read())
+        text = str(data["choices"][0]["message"].get("content") or "").strip()
+    except Exception as e:
+        return f"(no answer: {type(e).__name__})", time.monotonic() - t0
+    return " ".join(text.split()), time.monotonic() - t0
+
+
 def run(
     upstream_url: str | None = None,
     state_dir: Path | None = None,
@@ -342,8 +400,15 @@ def run(
     ready_file: Path | None = None,
     model: str | None = None,
     api_key: str | None = None,
+    upstream: str = "model",
 ) -> int:
-    """Start the stack, print how to use it, serve until SIGINT/SIGTERM; 0 on a clean stop."""
+    """Start the stack, print how to use it, serve until SIGINT/SIGTERM; 0 on a clean stop.
+
+    ``upstream`` ("model" or "stub") is what to start as the example's provider when no
+    ``upstream_url`` is given.
+    """
+    if upstream not in UPSTREAMS:
+        raise ValueError(f"upstream must be one of {UPSTREAMS}, not {upstream!r}")
     stack = DevStack(state_dir)
     stopping = threading.Event()
 
@@ -352,7 +417,9 @@ def run(
 
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _run(stack, stopping, upstream_url, example, namespace, ready_file, model, api_key)
+        return _run(
+            stack, stopping, upstream_url, upstream, example, namespace, ready_file, model, api_key
+        )
     except controlplane.ControlPlaneUnavailable as e:
         _log(f"cannot start the control plane: {e}")
         return 1
@@ -371,6 +438,7 @@ def _run(
     stack: DevStack,
     stopping: threading.Event,
     upstream_url: str | None,
+    upstream: str,
     example: bool,
     namespace: str,
     ready_file: Path | None,
@@ -379,6 +447,17 @@ def _run(
 ) -> int:
     from kubernetes import config
 
+    started = time.monotonic()
+    local_model = None
+    if upstream_url is None and upstream == "model":
+        _log("starting the local model (SmolLM2-135M-Instruct on llama-cpp-python) ...")
+        begun = start_local_model(stack)
+        if begun is None:
+            _log("!!! serving the echo stub instead (what --upstream stub does)")
+        else:
+            local_model, build_seconds = begun
+            if build_seconds > 5:
+                _log(f"local model built in {build_seconds:.0f}s (cached from now on)")
     _log(f"starting the local control plane (state in {stack.state_dir}) ...")
     stack.cp = cp = controlplane.start(
         state_dir=stack.state_dir / "controlplane", progress=sys.stderr
@@ -391,6 +470,17 @@ def _run(
 
     stub_host = f"stub.{namespace}.svc"
     allowlist = ""
+    if local_model is not None:
+        try:
+            load = local_model.wait_ready()
+        except localmodel.ModelUnavailable as e:
+            raise RuntimeError(f"{e}; see {cp.log_dir}/local-model.log") from None
+        _log(
+            f"local model {localmodel.LOCAL_MODEL} serving on 127.0.0.1:{local_model.port} "
+            f"(loaded in {load:.1f}s)"
+        )
+        upstream_url = local_model.url
+        model = model or localmodel.LOCAL_MODEL
     if upstream_url is None:
         if not STUB_SCRIPT.exists():
             raise RuntimeError("no stub upstream outside a clone; pass --upstream-url")
@@ -410,7 +500,7 @@ def _run(
         if local.hostname in ("127.0.0.1", "localhost", "::1"):
             # A server on this machine (llama.cpp, Ollama, vLLM): the CRD rightly refuses a
             # loopback baseURL, so name it as an in-cluster Service, as it would be deployed.
-            stub_host = f"upstream.{namespace}.svc"
+            stub_host = f"{'model' if local_model else 'upstream'}.{namespace}.svc"
             upstream_url = f"http://{stub_host}:{local.port or 80}{local.path or '/v1'}"
             allowlist = f"{stub_host},127.0.0.1"
             _log(f"local upstream {local.netloc} named {upstream_url}")
@@ -464,6 +554,11 @@ def _run(
         info.update(
             _apply_example(stack, kube, sdk, namespace, upstream_url, model, api_key, stopping)
         )
+        info["firstAnswer"], info["firstAnswerSeconds"] = first_answer(
+            info["endpoint"], info["token"]
+        )
+    info["startSeconds"] = round(time.monotonic() - started, 1)
+    _log(f"ready in {info['startSeconds']:.1f}s")
     _print_usage(cp, info, example)
     if ready_file is not None:
         tmp = ready_file.with_suffix(".tmp")
@@ -549,6 +644,11 @@ def _print_usage(cp: controlplane.ControlPlane, info: dict[str, Any], example: b
             "",
             f"  export OPENAI_BASE_URL={info['endpoint']}",
             f"  export OPENAI_API_KEY={info['token']}",
+            "",
+            f"It already answered, from {info['model']} through that router "
+            f"({info['firstAnswerSeconds']:.1f}s):",
+            f"  > {FIRST_PROMPT}",
+            f"  < {info['firstAnswer']}",
             "",
             "  curl -s $OPENAI_BASE_URL/chat/completions \\",
             '    -H "Authorization: Bearer $OPENAI_API_KEY" \\',

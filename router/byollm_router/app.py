@@ -643,7 +643,9 @@ class RouterApp:
     async def _classify(self, messages: list[dict[str, Any]], model: str, timeout_s: float) -> str:
         """A non-streaming call to the *same* upstream (the tenant's provider in BYO, the
         shared LiteLLM in Managed): the classifier never touches other infrastructure."""
-        body = autoroute.classifier_request_body(messages, model)
+        body = autoroute.classifier_request_body(
+            messages, model, constrained=self.cfg.autoroute_constrained
+        )
         call = self.provider.chat(body, dump_json(body), {})
         request = httpx.Request(call.method, call.url, headers=call.headers, content=call.content)
         response = await self._send(request, httpx.Timeout(timeout_s).as_dict())

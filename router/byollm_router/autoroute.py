@@ -1,7 +1,9 @@
 """The auto-router: pick one of six categories for a request, and its model.
 
 Cheap rules run first and make no upstream call (image parts -> vision, a long input ->
-longContext); only then is the tenant's fast model asked to classify a bounded excerpt.
+longContext, and text rules for the unambiguous cases: code in a fence or a traceback ->
+code, a bare greeting -> fast, an explicit ask for a proof or for the working shown ->
+reasoning); only then is the tenant's fast model asked to classify a bounded excerpt.
 The classifier is injected (:data:`Classifier`) so the app can send it through the
 tenant's own upstream (BYO) or the shared LiteLLM (Managed) -- never anywhere else --
 and so tests and the evaluation script can drive the same :func:`decide` logic.
@@ -26,6 +28,7 @@ from byollm_router.contract import Category
 __all__ = [
     "AUTO_MODEL",
     "CLASSIFIER_SYSTEM_PROMPT",
+    "CONSTRAINED_FORMATS",
     "DEFAULT_CLASSIFIER_TIMEOUT_S",
     "DEFAULT_LONG_CONTEXT_TOKENS",
     "Classifier",
@@ -36,6 +39,7 @@ __all__ = [
     "estimate_tokens",
     "parse_category",
     "rule_category",
+    "text_rule_category",
     "wants_auto",
 ]
 
@@ -60,20 +64,19 @@ _EXCERPT_TAIL_CHARS: Final = 300
 _EXCERPT_TOTAL_CHARS: Final = 3000
 # Only the start of the answer is parsed: a one-word answer never needs more.
 _ANSWER_SCAN_CHARS: Final = 300
-CLASSIFIER_MAX_TOKENS: Final = 64
+# The parser reads the first words only, and a constrained answer is ~10 tokens. Measured
+# on a small model that answers the request instead: up to 64 tokens of prose put a third
+# of its calls past the 2 s budget; a tight cap bounds the call's cost whatever it says.
+CLASSIFIER_MAX_TOKENS: Final = 16
 
 CLASSIFIER_SYSTEM_PROMPT: Final = (
-    "You route requests to models. Read the user's request and answer with exactly ONE "
-    "word, the category that fits best:\n"
-    "fast - a short, simple question, greeting, lookup, conversion or quick rewrite\n"
-    "balanced - general tasks: writing, summarising, explaining, everyday assistance\n"
-    "reasoning - multi-step logic, maths, puzzles, proofs, planning, careful trade-off "
-    "analysis\n"
-    "longContext - working over a very long document, transcript, log or many files\n"
-    "vision - understanding images, screenshots, photos, diagrams or charts\n"
-    "code - writing, reviewing, debugging or explaining source code, SQL, shell, configs\n"
-    "Answer with one of: fast, balanced, reasoning, longContext, vision, code. "
-    "No other text."
+    "Do not answer the user's request. Classify it. Reply with one word only.\n"
+    "code = programming, SQL, shell, config files, errors in code\n"
+    "reasoning = maths, logic puzzles, proofs, multi-step planning, trade-offs\n"
+    "fast = greeting, one short fact, unit conversion, tiny edit\n"
+    "balanced = everything else: writing, summaries, explanations, advice\n"
+    "(longContext = a very long document; vision = an image.)\n"
+    "Reply: fast, balanced, reasoning, code, longContext or vision."
 )
 
 
@@ -170,6 +173,70 @@ def rule_category(
     return None
 
 
+# Text rules look at the latest user turn only (the ask that decides the category), and
+# only at its start: a rule must stay cheap on a long request.
+_TEXT_RULE_SCAN_CHARS: Final = 4000
+_CODE_RE: Final = re.compile(
+    r"```"  # a fenced block: markdown's way of saying "this is code"
+    r"|Traceback \(most recent call last\)"  # Python
+    r"|^\s+at [\w$.<>]+\([\w$.]*\.(?:java|kt|scala|js|ts):\d+"  # JVM / Node stack frames
+    r"|^\s*(?:def|func|fn)\s+\w+\s*[(<\[]"  # a function definition
+    r"|^\s*(?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|CREATE\s+TABLE)\s.*"
+    r"\b(?:FROM|VALUES|SET|WHERE|\()",  # SQL statements (upper case, as written in code)
+    re.MULTILINE,
+)
+_REASONING_RE: Final = re.compile(
+    r"\bprove\s+(?:that|it|this)\b"
+    r"|\bshow\s+(?:your|the|all)\s+(?:reasoning|working|work|calculations?|arithmetic)\b"
+    r"|\breason\s+(?:carefully|it\s+through|through\s+it)\b|\bwork\s+it\s+out\b",
+    re.IGNORECASE,
+)
+# A bare greeting, thanks or ping: every word from this list but at most one (a name).
+_GREETING_WORDS: Final = frozenset(
+    (  # noqa: SIM905 -- a word list reads better as text
+        "hi hello hey heya hiya yo morning good afternoon evening night thanks thank you thx "
+        "ty ok okay cool great nice perfect awesome bye goodbye cheers there are so much lot "
+        "again all everyone"
+    ).split()
+)
+_GREETING_MAX_WORDS: Final = 6
+
+
+def _last_user_text(messages: Any) -> str:
+    if isinstance(messages, list):
+        for msg in reversed(messages):
+            if isinstance(msg, dict) and msg.get("role") == "user":
+                return _text_of(msg.get("content"))[:_TEXT_RULE_SCAN_CHARS]
+    return ""
+
+
+def _is_greeting(text: str) -> bool:
+    words = _WORD_RE.findall(text.lower())
+    if not words or len(words) > _GREETING_MAX_WORDS:
+        return False
+    unknown = sum(w not in _GREETING_WORDS for w in words)
+    return unknown == 0 or (unknown == 1 and len(words) >= 2)
+
+
+def text_rule_category(body: Mapping[str, Any]) -> Category | None:
+    """The category the text rules assign to the latest user turn, or None.
+
+    Only cases a reader would not argue about: code pasted in a fence or a stack trace,
+    a request that asks outright for a proof or to see the working, a bare greeting.
+    Everything else is the classifier's call.
+    """
+    text = _last_user_text(body.get("messages"))
+    if not text:
+        return None
+    if _CODE_RE.search(text):
+        return Category.CODE
+    if _REASONING_RE.search(text):
+        return Category.REASONING
+    if _is_greeting(text):
+        return Category.FAST
+    return None
+
+
 # --- classifier prompt --------------------------------------------------------------
 
 
@@ -194,7 +261,8 @@ def _clip(text: str) -> str:
 
 
 def classifier_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The classifier's prompt: the system prompt plus a bounded excerpt of the request.
+    """The classifier's prompt: the system prompt, worked examples, then a bounded excerpt
+    of the request (always the last message).
 
     Only the last user turns go in (the latest ask is what decides the category), each
     clipped to head + tail, so the call stays cheap whatever the request's size.
@@ -223,15 +291,41 @@ def classifier_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def classifier_request_body(messages: list[dict[str, Any]], model: str) -> dict[str, Any]:
-    """The chat-completions body a :data:`Classifier` should send (non-streaming, terse)."""
-    return {
+# Constrained output: a JSON object whose one field can only be a category name. Servers
+# with grammar-constrained decoding then cannot answer anything else; others may refuse
+# the field, so it is opt-in, in the wire form the tenant's server speaks: "json_schema"
+# (OpenAI structured outputs, vLLM, llama.cpp's llama-server) or "json_object" with a
+# "schema" (llama-cpp-python's server).
+_CATEGORY_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {"category": {"type": "string", "enum": [c.value for c in Category]}},
+    "required": ["category"],
+    "additionalProperties": False,
+}
+CONSTRAINED_FORMATS: Final[dict[str, dict[str, Any]]] = {
+    "json_schema": {
+        "type": "json_schema",
+        "json_schema": {"name": "route", "strict": True, "schema": _CATEGORY_SCHEMA},
+    },
+    "json_object": {"type": "json_object", "schema": _CATEGORY_SCHEMA},
+}
+
+
+def classifier_request_body(
+    messages: list[dict[str, Any]], model: str, *, constrained: str | None = None
+) -> dict[str, Any]:
+    """The chat-completions body a :data:`Classifier` should send (non-streaming, terse);
+    ``constrained`` names a :data:`CONSTRAINED_FORMATS` wire form to ask for."""
+    body: dict[str, Any] = {
         "model": model,
         "messages": messages,
         "temperature": 0,
         "max_tokens": CLASSIFIER_MAX_TOKENS,
         "stream": False,
     }
+    if constrained:
+        body["response_format"] = CONSTRAINED_FORMATS[constrained]
+    return body
 
 
 # --- answer parsing -----------------------------------------------------------------
@@ -251,7 +345,6 @@ _SYNONYMS: Final[dict[str, Category]] = {
     "reasoning": Category.REASONING,
     "reason": Category.REASONING,
     "longcontext": Category.LONG_CONTEXT,
-    "long": Category.LONG_CONTEXT,
     "vision": Category.VISION,
     "image": Category.VISION,
     "visual": Category.VISION,
@@ -259,12 +352,20 @@ _SYNONYMS: Final[dict[str, Category]] = {
     "coding": Category.CODE,
     "programming": Category.CODE,
 }
+# "long" names longContext only as "long context" / "long_context" / "long-context": alone
+# it is an ordinary word ("a very long sentence").
+_LONG_CONTEXT_RE: Final = re.compile(r"\blong[\s_-]*context\b", re.IGNORECASE)
+# A category is read only from the start of the answer: a model that answered the request
+# instead ("The above code is ...") names categories by accident further on.
+_LEAD_WORDS: Final = 6
+# An answer naming this many categories is an echo of the list, not a choice.
+_ECHO_CATEGORIES: Final = 3
 
 
 def _categories_in(text: str) -> list[Category]:
     """Categories named in text, in order ("long context"/"long_context" count as one)."""
     found: list[Category] = []
-    for word in _WORD_RE.findall(text.lower()):
+    for word in _WORD_RE.findall(_LONG_CONTEXT_RE.sub(" longcontext ", text.lower())):
         cat = _SYNONYMS.get(word)
         if cat is not None and cat not in found:
             found.append(cat)
@@ -274,10 +375,13 @@ def _categories_in(text: str) -> list[Category]:
 def parse_category(answer: str) -> Category | None:
     """Read a category from the classifier's answer; None when it is garbage.
 
-    Accepts a bare word in any case or punctuation, synonyms ("long context",
-    "long_context", "coding"), a JSON object with a "category" key, and a leading
-    ``<think>`` block. An answer naming several categories is ambiguous, so garbage --
-    unless its first word is a category ("code, maybe reasoning").
+    Accepts a bare word in any case, punctuation or markdown, synonyms ("long context",
+    "long_context", "coding"), a JSON object with a "category" key, a leading
+    ``<think>`` block and a lead-in ("Category: code", "The category is reasoning").
+    Only the answer's first line and first few words count: small models often answer
+    the request instead, and their prose names categories by accident. An answer naming
+    several is a hedge (garbage) unless it starts with one; naming three or more echoes
+    the list.
     """
     text = _THINK_RE.sub("", answer[: _ANSWER_SCAN_CHARS * 4])[:_ANSWER_SCAN_CHARS].strip()
     if not text:
@@ -293,13 +397,18 @@ def parse_category(answer: str) -> Category | None:
                 value = obj.get(key)
                 if isinstance(value, str):
                     return parse_category(value)
-    found = _categories_in(text)
+    if len(_categories_in(text)) >= _ECHO_CATEGORIES:
+        return None
+    first_line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    lead = " ".join(_LONG_CONTEXT_RE.sub("longcontext", first_line).split()[:_LEAD_WORDS])
+    found = _categories_in(lead)
     if len(found) == 1:
         return found[0]
-    if found:
-        first = _WORD_RE.search(text.lower())
-        if first is not None and _SYNONYMS.get(first.group(0)) is found[0]:
-            return found[0]
+    # Several: a choice only if the answer starts with it ("code, maybe reasoning"), else
+    # a hedge ("it could be reasoning or code") -- garbage, so the balanced model serves.
+    first = _WORD_RE.search(lead.lower())
+    if found and first is not None and _SYNONYMS.get(first.group(0)) is found[0]:
+        return found[0]
     return None
 
 
@@ -323,6 +432,7 @@ async def decide(
     timeout: float,  # noqa: ASYNC109 -- the contract's signature; enforced below
     *,
     long_context_tokens: int = DEFAULT_LONG_CONTEXT_TOKENS,
+    text_rules: bool = True,
 ) -> Decision:
     """Choose the category and model for an auto-routed request.
 
@@ -332,6 +442,8 @@ async def decide(
     default model.
     """
     ruled = rule_category(body, long_context_tokens)
+    if ruled is None and text_rules:
+        ruled = text_rule_category(body)
     if ruled is not None:
         return Decision(ruled, _model_for(ruled, table, default_model), f"rule:{ruled.value}")
 

@@ -19,7 +19,7 @@ import orjson
 
 from byollm_router import contract as c
 from byollm_router import guard
-from byollm_router.autoroute import DEFAULT_LONG_CONTEXT_TOKENS
+from byollm_router.autoroute import CONSTRAINED_FORMATS, DEFAULT_LONG_CONTEXT_TOKENS
 from byollm_router.contract import Category, Mode, ProviderType
 
 DEFAULT_UPSTREAM_TIMEOUT_S = 600.0
@@ -93,6 +93,7 @@ class RouterConfig:
     max_request_bytes: int
     autoroute_timeout_s: float
     long_context_tokens: int
+    autoroute_constrained: str | None = None  # a key of autoroute.CONSTRAINED_FORMATS
     max_buffered_response_bytes: int = c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
     client_header_timeout_s: float = c.DEFAULT_CLIENT_HEADER_TIMEOUT_S
     client_body_timeout_s: float = c.DEFAULT_CLIENT_BODY_TIMEOUT_S
@@ -142,6 +143,15 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(name, "must be a positive number of seconds")
     return value
+
+
+def _constrained(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, c.BYOLLM_AUTOROUTE_CONSTRAINED)
+    if raw is None or raw in CONSTRAINED_FORMATS:
+        return raw
+    raise ConfigError(
+        c.BYOLLM_AUTOROUTE_CONSTRAINED, f"must be one of {', '.join(sorted(CONSTRAINED_FORMATS))}"
+    )
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -332,6 +342,7 @@ def load_config(env: Mapping[str, str]) -> RouterConfig:
         long_context_tokens=_positive_int(
             env, c.BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS, DEFAULT_LONG_CONTEXT_TOKENS
         ),
+        autoroute_constrained=_constrained(env),
         max_buffered_response_bytes=_positive_int(
             env, c.BYOLLM_MAX_BUFFERED_RESPONSE_BYTES, c.DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
         ),

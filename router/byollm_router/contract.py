@@ -80,6 +80,9 @@ BYOLLM_MAX_REQUEST_BYTES: Final = "BYOLLM_MAX_REQUEST_BYTES"  # inbound body lim
 BYOLLM_AUTOROUTE_TIMEOUT: Final = "BYOLLM_AUTOROUTE_TIMEOUT"  # classifier call budget, s
 # Input above this many estimated tokens goes to the longContext model without a classifier call.
 BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS: Final = "BYOLLM_AUTOROUTE_LONG_CONTEXT_TOKENS"
+# Opt-in constrained classifier output, in the wire form the upstream speaks: "json_schema"
+# or "json_object" (llama-cpp-python); unset sends no response_format.
+BYOLLM_AUTOROUTE_CONSTRAINED: Final = "BYOLLM_AUTOROUTE_CONSTRAINED"
 
 # "The four BYO secret keys": reverting to Managed removes them (absent, not empty).
 BYO_SECRET_KEYS: Final = (LLM_PROVIDER, LLM_BASE_URL, LLM_API_KEY, LLM_MODEL)

@@ -206,6 +206,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         ready_file=Path(args.ready_file) if args.ready_file else None,
         model=args.model,
         api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
+        upstream=args.upstream,
     )
 
 
@@ -283,17 +284,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a local Kubernetes control plane (built once from Go modules and "
         "cached), install the CRD and least-privilege RBAC, run the operator, run every "
         "router Deployment's pod as a local process on 127.0.0.1 with exactly the env the "
-        "operator wrote, start a stub OpenAI-compatible upstream, apply an example LLMConfig "
-        "and print how to chat through it. Ctrl-C stops everything.",
+        "operator wrote, start a local model (SmolLM2-135M on llama-cpp-python's "
+        "OpenAI-compatible server, built and cached on first use) as the example tenant's "
+        "provider, apply an example LLMConfig, ask it one question through the tenant's "
+        "router and print how to chat through it. Ctrl-C stops everything.",
         epilog=EXIT_CODES,
         formatter_class=fmt,
     )
-    d.add_argument(
+    up = d.add_mutually_exclusive_group()
+    up.add_argument(
+        "--upstream",
+        choices=["model", "stub"],
+        default="model",
+        help="what to start as the example's provider: the local model (default; built on "
+        "first use, ~5-10 min) or an instant echo stub",
+    )
+    up.add_argument(
         "--upstream-url",
-        help="OpenAI-compatible base URL instead of the stub, e.g. a llama.cpp or Ollama server "
+        help="OpenAI-compatible base URL instead, e.g. a llama.cpp or Ollama server "
         "on this machine (http://127.0.0.1:8080/v1) or a provider (https://api.groq.com/openai/v1)",
     )
-    d.add_argument("--model", help="default model of the example LLMConfig (default: stub-model)")
+    d.add_argument(
+        "--model",
+        help="default model of the example LLMConfig (default: the local model's, or stub-model)",
+    )
     d.add_argument(
         "--api-key-env",
         metavar="VAR",

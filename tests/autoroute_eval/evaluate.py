@@ -27,6 +27,11 @@ prove the harness works; the stub's accuracy says nothing about any real model.
 
 The longContext requests are generated here from a template (``generate``: kind and
 token count) instead of being stored, to keep the data file small.
+
+Each request has a ``split``: ``tune`` (look at these while improving the classifier) or
+``heldout`` (a third of each category, chosen by id hash, never looked at while tuning);
+the report gives accuracy for both, so an improvement that only fits the tuned requests
+shows. ``--split`` runs one of them.
 """
 
 from __future__ import annotations
@@ -45,7 +50,13 @@ from typing import Any
 import httpx
 import orjson
 
-from byollm_router.autoroute import Classifier, Decision, classifier_request_body, decide
+from byollm_router.autoroute import (
+    CONSTRAINED_FORMATS,
+    Classifier,
+    Decision,
+    classifier_request_body,
+    decide,
+)
 from byollm_router.contract import Category, RoutingTable
 
 HERE = Path(__file__).resolve().parent
@@ -128,16 +139,21 @@ def load_requests(path: Path) -> list[dict[str, Any]]:
 # --- the classifier -----------------------------------------------------------------
 
 
-def http_classifier(client: httpx.AsyncClient, base_url: str, api_key: str) -> Classifier:
-    """A :data:`Classifier` calling an OpenAI-compatible chat-completions endpoint."""
+def http_classifier(
+    client: httpx.AsyncClient, base_url: str, api_key: str, *, constrained: str | None = None
+) -> Classifier:
+    """A :data:`Classifier` calling an OpenAI-compatible chat-completions endpoint (with the
+    router's opt-in constrained output when ``constrained``)."""
     url = base_url.rstrip("/") + "/chat/completions"
-    headers = {"Authorization": f"Bearer {api_key}"}
+    # Real servers (llama-cpp-python) refuse a JSON body not labelled as JSON.
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
     async def classify(messages: list[dict[str, Any]], model: str, timeout: float) -> str:
+        body = classifier_request_body(messages, model, constrained=constrained)
         resp = await client.post(
             url,
             headers=headers,
-            content=orjson.dumps(classifier_request_body(messages, model)),
+            content=orjson.dumps(body),
             timeout=timeout,
         )
         resp.raise_for_status()
@@ -157,10 +173,18 @@ class Result:
     predicted: str
     reason: str
     ms: float
+    split: str = "tune"
 
 
 def _acc(correct: int, total: int) -> float | None:
     return round(correct / total, 4) if total else None
+
+
+def _quantile(sorted_ms: list[float], q: float) -> float | None:
+    """The nearest-rank quantile (no interpolation: with ~100 samples p99 is the max-but-one)."""
+    if not sorted_ms:
+        return None
+    return round(sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * q))], 1)
 
 
 def report(results: list[Result]) -> dict[str, Any]:
@@ -178,10 +202,16 @@ def report(results: list[Result]) -> dict[str, Any]:
         per_cat[c] = {"total": len(rows), "correct": ok, "accuracy": _acc(ok, len(rows))}
     lat = sorted(r.ms for r in by_clf)
     clf_ok = sum(r.label == r.predicted for r in by_clf)
+    splits: dict[str, dict[str, Any]] = {}
+    for split in sorted({r.split for r in results}):
+        rows = [r for r in results if r.split == split]
+        ok = sum(r.label == r.predicted for r in rows)
+        splits[split] = {"total": len(rows), "correct": ok, "accuracy": _acc(ok, len(rows))}
     return {
         "total": total,
         "correct": correct,
         "accuracy": _acc(correct, total),
+        "splits": splits,
         "classifier": {
             "total": len(by_clf),
             "correct": clf_ok,
@@ -191,26 +221,36 @@ def report(results: list[Result]) -> dict[str, Any]:
         "confusion": confusion,
         "reasons": dict(Counter(r.reason for r in results)),
         "classifier_latency_ms": {
-            "p50": round(lat[len(lat) // 2], 1) if lat else None,
-            "p95": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1) if lat else None,
+            "p50": _quantile(lat, 0.50),
+            "p95": _quantile(lat, 0.95),
+            "p99": _quantile(lat, 0.99),
         },
         "results": [r.__dict__ for r in results],
     }
 
 
 async def run(
-    rows: list[dict[str, Any]], classify: Classifier, model: str, timeout: float, concurrency: int
+    rows: list[dict[str, Any]],
+    classify: Classifier,
+    model: str,
+    timeout: float,
+    concurrency: int,
+    **decide_options: Any,
 ) -> list[Result]:
-    """Decide every request with ``model`` as the fast (classifier) model."""
+    """Decide every request with ``model`` as the fast (classifier) model; ``decide_options``
+    go to :func:`decide` (e.g. ``text_rules=False``)."""
     table = RoutingTable(auto=True, models={Category.FAST: model})
     sem = asyncio.Semaphore(concurrency)
 
     async def one(row: dict[str, Any]) -> Result:
         async with sem:
             start = time.perf_counter()
-            d: Decision = await decide(row["body"], table, model, classify, timeout)
+            d: Decision = await decide(
+                row["body"], table, model, classify, timeout, **decide_options
+            )
             ms = (time.perf_counter() - start) * 1000
-        return Result(row["id"], row["category"], d.category.value, d.reason, ms)
+        split = str(row.get("split", "tune"))
+        return Result(row["id"], row["category"], d.category.value, d.reason, ms, split)
 
     return list(await asyncio.gather(*(one(r) for r in rows)))
 
@@ -225,6 +265,10 @@ def render(rep: dict[str, Any]) -> str:
         f"overall     {pct(rep['accuracy'])}  ({rep['correct']}/{rep['total']})",
         f"classifier  {pct(rep['classifier']['accuracy'])}  "
         f"({rep['classifier']['correct']}/{rep['classifier']['total']}, rules excluded)",
+        *(
+            f"{split:<12}{pct(v['accuracy'])}  ({v['correct']}/{v['total']})"
+            for split, v in rep["splits"].items()
+        ),
         "",
         "per category:",
     ]
@@ -237,7 +281,7 @@ def render(rep: dict[str, Any]) -> str:
         out.append(f"  {label:<{w}}" + "".join(f"{preds[c]:>{w}}" for c in CATEGORIES))
     out += ["", "reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(rep["reasons"].items()))]
     lat = rep["classifier_latency_ms"]
-    out.append(f"classifier latency ms: p50={lat['p50']} p95={lat['p95']}")
+    out.append(f"classifier latency ms: p50={lat['p50']} p95={lat['p95']} p99={lat['p99']}")
     return "\n".join(out)
 
 
@@ -249,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=Path, default=DEFAULT_REQUESTS)
     p.add_argument("--timeout", type=float, default=10.0, help="classifier timeout, seconds")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--split", choices=["all", "tune", "heldout"], default="all")
+    p.add_argument(
+        "--constrained",
+        choices=sorted(CONSTRAINED_FORMATS),
+        help="ask for constrained output in this wire form, as the router does with "
+        "BYOLLM_AUTOROUTE_CONSTRAINED set to it",
+    )
     p.add_argument("--json", type=Path, help="also write the full report here")
     p.add_argument("--min-accuracy", type=float, help="exit 1 if overall accuracy is below")
     args = p.parse_args(argv)
@@ -258,10 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: environment variable {args.api_key_env} is not set", file=sys.stderr)
         return 2
     rows = load_requests(args.requests)
+    if args.split != "all":
+        rows = [r for r in rows if r.get("split", "tune") == args.split]
 
     async def go() -> list[Result]:
         async with httpx.AsyncClient(follow_redirects=False) as client:
-            classify = http_classifier(client, args.base_url, api_key)
+            classify = http_classifier(client, args.base_url, api_key, constrained=args.constrained)
             return await run(rows, classify, args.model, args.timeout, args.concurrency)
 
     rep = report(asyncio.run(go()))

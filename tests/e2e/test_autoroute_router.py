@@ -27,6 +27,8 @@ IMAGE = (  # a 1x1 PNG
     "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 CANARY_PROMPT = "zebra-canary-prompt-5521"
+# A request no text rule decides (a bare "hello" is ruled fast): the classifier is asked.
+NEUTRAL = "what is on the agenda today?"
 
 TABLE = {
     "fast": "stub-classify-code",
@@ -200,7 +202,7 @@ def test_no_model_uses_default_model_when_auto_is_off(
     byo: RouterFor, stubs: tuple[StubServer, StubServer]
 ) -> None:
     tenant, _ = stubs
-    raw = chat_without_model(byo(TABLE, auto=False), user("hello"))
+    raw = chat_without_model(byo(TABLE, auto=False), user(NEUTRAL))
     assert "x-byollm-category" not in raw.headers
     assert models(tenant) == ["stub-model"]
 
@@ -244,7 +246,7 @@ def test_classifier_timeout_is_balanced(
     tenant, _ = stubs
     router = byo(TABLE | {"fast": "stub-hang"}, BYOLLM_AUTOROUTE_TIMEOUT="0.3")
     start = time.monotonic()
-    raw = chat(router, user("hello"))
+    raw = chat(router, user(NEUTRAL))
     elapsed = time.monotonic() - start
     assert raw.headers["x-byollm-category"] == "balanced"
     assert raw.headers["x-byollm-model"] == "stub-balanced"
@@ -257,7 +259,7 @@ def test_classifier_garbage_is_balanced(
 ) -> None:
     tenant, _ = stubs
     router = byo(TABLE | {"fast": "stub-classify-zqxgarbageanswer"})
-    raw = chat(router, user("hello"))
+    raw = chat(router, user(NEUTRAL))
     assert raw.headers["x-byollm-category"] == "balanced"
     assert raw.headers["x-byollm-model"] == "stub-balanced"
     assert models(tenant) == ["stub-classify-zqxgarbageanswer", "stub-balanced"]
@@ -268,7 +270,7 @@ def test_classifier_garbage_is_balanced(
 
 def test_classifier_error_is_balanced(byo: RouterFor, stubs: tuple[StubServer, StubServer]) -> None:
     tenant, _ = stubs
-    raw = chat(byo(TABLE | {"fast": "stub-error-500"}), user("hello"))
+    raw = chat(byo(TABLE | {"fast": "stub-error-500"}), user(NEUTRAL))
     assert raw.headers["x-byollm-category"] == "balanced"
     assert models(tenant) == ["stub-error-500", "stub-balanced"]
 
@@ -281,7 +283,7 @@ def test_missing_category_model_uses_default_model(
 ) -> None:
     tenant, _ = stubs
     router = byo({"fast": "stub-classify-reasoning"})
-    raw = chat(router, user("prove that sqrt(2) is irrational"))
+    raw = chat(router, user("is sqrt(2) rational?"))
     assert raw.headers["x-byollm-category"] == "reasoning"
     assert raw.headers["x-byollm-model"] == "stub-model"  # LLM_MODEL
     assert models(tenant) == ["stub-classify-reasoning", "stub-model"]
@@ -296,7 +298,7 @@ def test_empty_table_classifies_with_default_model(
     byo: RouterFor, stubs: tuple[StubServer, StubServer]
 ) -> None:
     tenant, _ = stubs
-    raw = chat(byo({}), user("hello"))
+    raw = chat(byo({}), user(NEUTRAL))
     # The default model (stub-model) classified; its echo is garbage -> balanced -> default.
     assert raw.headers["x-byollm-category"] == "balanced"
     assert raw.headers["x-byollm-model"] == "stub-model"
@@ -378,7 +380,7 @@ def test_anthropic_classifier_uses_messages_api(
     table = TABLE | {"fast": "stub-fast"}
     routing = json.dumps({"auto": True, "models": table})
     router = start_router(router_env("anthropic", tenant, LLM_ROUTING=routing))
-    raw = chat(router, user("hello"))
+    raw = chat(router, user(NEUTRAL))
     # The Anthropic stub echoes the prompt, which names no single category: garbage.
     assert raw.headers["x-byollm-category"] == "balanced"
     log = upstream(tenant)
@@ -398,7 +400,7 @@ def test_managed_missing_category_model_uses_balanced(
     table = {"fast": "stub-classify-reasoning", "balanced": "stub-balanced"}
     routing = json.dumps({"auto": True, "models": table})
     router = start_router(router_env("managed", shared, LLM_ROUTING=routing))
-    raw = chat(router, user("prove it"))
+    raw = chat(router, user("is that right?"))
     assert raw.headers["x-byollm-category"] == "reasoning"
     assert raw.headers["x-byollm-model"] == "stub-balanced"
     assert models(shared) == ["stub-classify-reasoning", "stub-balanced"]
@@ -417,9 +419,9 @@ def test_managed_model_less_and_auto_use_the_platforms_default(
     shared LiteLLM, which refuses a request without a model."""
     tenant, shared = stubs
     router = start_router(router_env("managed", shared, BYOLLM_MANAGED_MODEL="platform-default"))
-    resp = chat_without_model(router, user("hello"))
+    resp = chat_without_model(router, user(NEUTRAL))
     assert resp.json()["model"] == "platform-default"
-    raw = chat(router, user("hello"))  # model "auto" through the official SDK
+    raw = chat(router, user(NEUTRAL))  # model "auto" through the official SDK
     assert raw.status_code == 200
     assert raw.parse().model == "platform-default"
     assert raw.headers["x-byollm-model"] == "platform-default"

@@ -36,6 +36,8 @@ def start_dev(tmp_path: Path, *args: str, **env: str) -> Iterator[dict[str, Any]
     log = (tmp_path / "dev.log").open("wb")
     byollm = Path(sys.executable).with_name("byollm")
     cmd = [str(byollm), "dev", "--state-dir", str(tmp_path / "state"), "--ready-file", str(ready)]
+    if "--upstream-url" not in args and "--upstream" not in args:
+        args = ("--upstream", "stub", *args)  # the echo stub: instant, and predictable
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BYOLLM_", "KUBECONFIG"))}
     proc = subprocess.Popen(
         [*cmd, *args], stdout=log, stderr=subprocess.STDOUT, env={**base, **env}
@@ -92,6 +94,12 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     api = config.new_client_from_config(config_file=dev["kubeconfig"])
     stub = dev["upstream"].replace(f"stub.{ns}.svc", "127.0.0.1").removesuffix("/v1")
     chat = openai.OpenAI(base_url=dev["endpoint"], api_key=dev["token"], max_retries=0)
+
+    # 0. On start it asked one question through the tenant's router and showed the answer.
+    assert dev["firstAnswer"].startswith("echo: Say hello")
+    out = dev["log"].read_text()
+    assert "It already answered, from stub-model through that router" in out
+    assert "< echo: Say hello" in out
 
     # 1. A chat through the locally run router reaches the stub upstream.
     reply = chat.chat.completions.create(
@@ -162,7 +170,9 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     assert proc.wait(60) == 0, dev["log"].read_text()[-3000:]
     stop_seconds = time.monotonic() - started
     print(f"byollm dev stopped in {stop_seconds:.1f}s")
-    assert stop_seconds <= 3.5
+    # Every part exits on SIGTERM: none is left to its 10 s SIGKILL grace (the figure is
+    # printed; the bound only catches a part that ignores SIGTERM, not a slow machine).
+    assert stop_seconds < 10.0  # controlplane.stop_process grace
     pid = managed["pid"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert "stopped" in dev["log"].read_text()
@@ -198,7 +208,8 @@ def test_dev_with_a_local_upstream_server(tmp_path: Path) -> None:
         assert reply.model == "local-model"
         seen = httpx.get(f"http://127.0.0.1:{port}/_stub/requests").json()["requests"]
         chats = [r for r in seen if r["path"] == "/v1/chat/completions"]
-        assert [r["api_key"] for r in chats] == [key]
+        # The first answer byollm dev showed on start, then ours: both with the upstream's key.
+        assert [r["api_key"] for r in chats] == [key, key]
         info["proc"].send_signal(signal.SIGINT)
         assert info["proc"].wait(60) == 0
         gen.close()

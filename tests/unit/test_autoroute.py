@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from byollm_router.autoroute import (
     CLASSIFIER_SYSTEM_PROMPT,
+    CONSTRAINED_FORMATS,
     DEFAULT_LONG_CONTEXT_TOKENS,
     Decision,
     classifier_messages,
@@ -20,6 +21,7 @@ from byollm_router.autoroute import (
     estimate_tokens,
     parse_category,
     rule_category,
+    text_rule_category,
     wants_auto,
 )
 from byollm_router.contract import Category, RoutingTable
@@ -169,7 +171,7 @@ async def test_classifier_uses_fast_model_and_its_answer() -> None:
 async def test_classifier_falls_back_to_default_model_without_fast() -> None:
     clf = FakeClassifier("reasoning")
     table = RoutingTable(models={Category.BALANCED: "m-balanced"})
-    d = await decide(body(user("prove it")), table, DEFAULT, clf, 1.0)
+    d = await decide(body(user("is this argument sound?")), table, DEFAULT, clf, 1.0)
     assert clf.calls[0][1] == DEFAULT
     # reasoning has no model in the table -> the default model
     assert d == Decision(Category.REASONING, DEFAULT, "classifier")
@@ -186,14 +188,14 @@ async def test_timeout_is_balanced() -> None:
     clf = FakeClassifier("code", delay=5)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    d = await decide(body(user("hi")), FULL, DEFAULT, clf, 0.05)
+    d = await decide(body(user("tell me about the build")), FULL, DEFAULT, clf, 0.05)
     assert loop.time() - start < 1
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:timeout")
 
 
 async def test_httpx_timeout_is_timeout() -> None:
     clf = FakeClassifier(exc=httpx.ReadTimeout("slow"))
-    d = await decide(body(user("hi")), FULL, DEFAULT, clf, 1.0)
+    d = await decide(body(user("tell me about the build")), FULL, DEFAULT, clf, 1.0)
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:timeout")
 
 
@@ -201,13 +203,15 @@ async def test_httpx_timeout_is_timeout() -> None:
     "exc", [RuntimeError("boom"), httpx.ConnectError("refused"), ValueError("bad json")]
 )
 async def test_error_is_balanced(exc: Exception) -> None:
-    d = await decide(body(user("hi")), FULL, DEFAULT, FakeClassifier(exc=exc), 1.0)
+    d = await decide(
+        body(user("tell me about the build")), FULL, DEFAULT, FakeClassifier(exc=exc), 1.0
+    )
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:error")
 
 
 async def test_cancellation_propagates() -> None:
     task = asyncio.create_task(
-        decide(body(user("hi")), FULL, DEFAULT, FakeClassifier(delay=5), 10.0)
+        decide(body(user("tell me about the build")), FULL, DEFAULT, FakeClassifier(delay=5), 10.0)
     )
     await asyncio.sleep(0.01)
     task.cancel()
@@ -217,12 +221,16 @@ async def test_cancellation_propagates() -> None:
 
 @pytest.mark.parametrize("answer", ["banana", "", "   ", "I cannot help with that.", "42"])
 async def test_garbage_is_balanced(answer: str) -> None:
-    d = await decide(body(user("hi")), FULL, DEFAULT, FakeClassifier(answer), 1.0)
+    d = await decide(
+        body(user("tell me about the build")), FULL, DEFAULT, FakeClassifier(answer), 1.0
+    )
     assert d == Decision(Category.BALANCED, "m-balanced", "classifier:garbage")
 
 
 async def test_classifier_path_default_model_when_balanced_missing() -> None:
-    d = await decide(body(user("hi")), RoutingTable(), DEFAULT, FakeClassifier("zzz"), 1.0)
+    d = await decide(
+        body(user("tell me about the build")), RoutingTable(), DEFAULT, FakeClassifier("zzz"), 1.0
+    )
     assert d == Decision(Category.BALANCED, DEFAULT, "classifier:garbage")
 
 
@@ -257,6 +265,14 @@ async def test_classifier_path_default_model_when_balanced_missing() -> None:
         ('{"category": 3}', None),
         ("it could be reasoning or code", None),
         ("<think>code code code", None),
+        # Messy answers from a small model that answered the request instead.
+        ("The user's request is a very long sentence.", None),  # "long" alone is no category
+        ("The answer is:\n(1) the code is fine", None),  # only the first line counts
+        ("Here is my answer to your question, which involves writing some code", None),
+        ("fast - short; balanced - general; code - programming", None),  # the list echoed
+        ("The category is: reasoning.", Category.REASONING),
+        ("  **Long context**\nbecause the input is huge", Category.LONG_CONTEXT),
+        ('{ "category" : "fast"}', Category.FAST),  # constrained output, llama.cpp spacing
     ],
 )
 def test_parse_category(answer: str, expected: Category | None) -> None:
@@ -296,7 +312,80 @@ def test_classifier_request_body_is_terse() -> None:
     b = classifier_request_body([{"role": "user", "content": "x"}], "m-fast")
     assert b["model"] == "m-fast"
     assert b["stream"] is False
-    assert b["max_tokens"] <= 64
+    assert b["max_tokens"] <= 16  # the parser reads the first words only
+    assert "response_format" not in b  # constrained output is opt-in
+
+
+@pytest.mark.parametrize("form", sorted(CONSTRAINED_FORMATS))
+def test_constrained_output_allows_only_category_names(form: str) -> None:
+    b = classifier_request_body([{"role": "user", "content": "x"}], "m", constrained=form)
+    fmt = b["response_format"]
+    schema = fmt["json_schema"]["schema"] if form == "json_schema" else fmt["schema"]
+    assert fmt["type"] == form
+    assert schema["required"] == ["category"]
+    assert schema["properties"]["category"]["enum"] == [c.value for c in Category]
+    # What such a server answers parses back to the category.
+    for c in Category:
+        assert parse_category(f'{{"category": "{c.value}"}}') is c
+
+
+# --- text rules -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Why does this fail?\n```python\nprint(x\n```", Category.CODE),
+        ('Traceback (most recent call last):\n  File "a.py", line 1', Category.CODE),
+        ("NPE:\n    at com.acme.Api.get(Api.java:42)", Category.CODE),
+        ("def merge(a, b):\n    return a + b\nwhat's wrong?", Category.CODE),
+        ("SELECT id FROM orders WHERE total > 10 -- slow, why?", Category.CODE),
+        ("Prove that the square root of 2 is irrational.", Category.REASONING),
+        ("How long does the trip take? Show your working.", Category.REASONING),
+        ("Is the deal worth it? Reason it through.", Category.REASONING),
+        ("hi", Category.FAST),
+        ("hey ada, good morning!", Category.FAST),
+        ("ok thanks!", Category.FAST),
+        ("are you there?", Category.FAST),
+        # Not unambiguous: the classifier decides.
+        ("hello, can you help me plan the offsite?", None),
+        ("write a SQL query for monthly revenue", None),
+        ("select the best option for our team", None),
+        ("Explain step by step how to bake bread", None),
+        ("thanks, now summarise the thread", None),
+        ("", None),
+    ],
+)
+def test_text_rules_catch_only_unambiguous_requests(text: str, expected: Category | None) -> None:
+    assert text_rule_category(body(user(text))) is expected
+
+
+def test_text_rules_read_the_latest_user_turn_only() -> None:
+    history = body(
+        user("```py\nx = 1\n```"),
+        {"role": "assistant", "content": "Looks fine."},
+        user("thanks, and what should I name the file?"),
+    )
+    assert text_rule_category(history) is None
+    assert text_rule_category(body({"role": "system", "content": "```sh\nls\n```"})) is None
+    assert text_rule_category(body(user([{"type": "text", "text": "hello!"}]))) is Category.FAST
+
+
+async def test_text_rules_decide_without_a_classifier_call() -> None:
+    clf = FakeClassifier("balanced")
+    d = await decide(body(user("prove that 7 is prime")), FULL, DEFAULT, clf, 1.0)
+    assert d == Decision(Category.REASONING, "m-reasoning", "rule:reasoning")
+    assert clf.calls == []
+    # Switched off, the same request goes to the classifier.
+    d = await decide(body(user("prove that 7 is prime")), FULL, DEFAULT, clf, 1.0, text_rules=False)
+    assert d == Decision(Category.BALANCED, "m-balanced", "classifier")
+    assert len(clf.calls) == 1
+
+
+def test_text_rules_stay_cheap_on_a_huge_turn() -> None:
+    # The scan is bounded: a fence after the first few thousand characters is not seen.
+    late = "word " * 2000 + "```py\nx\n```"
+    assert text_rule_category(body(user(late))) is None
 
 
 # --- properties: nothing a caller sends can make the auto-router raise ----------------
@@ -339,7 +428,7 @@ async def test_without_default_model_balanced_stands_in() -> None:
     """Managed mode has no LLM_MODEL: a category without a model uses the balanced one."""
     table = RoutingTable(models={Category.BALANCED: "m-balanced", Category.CODE: "m-code"})
     clf = FakeClassifier("reasoning")
-    d = await decide(body(user("prove it")), table, "", clf, 1.0)
+    d = await decide(body(user("is this argument sound?")), table, "", clf, 1.0)
     assert clf.calls[0][1] == "m-balanced"
     assert d == Decision(Category.REASONING, "m-balanced", "classifier")
     d = await decide(body(user("x")), RoutingTable(), "", FakeClassifier("code"), 1.0)

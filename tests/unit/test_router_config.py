@@ -91,6 +91,17 @@ def test_routing_and_tunables() -> None:
     assert cfg.tenant == "acme"
 
 
+def test_constrained_classifier_output_is_opt_in_and_checked() -> None:
+    assert load_config(BYO).autoroute_constrained is None
+    for form in ("json_schema", "json_object"):
+        assert load_config({**BYO, c.BYOLLM_AUTOROUTE_CONSTRAINED: form}).autoroute_constrained == (
+            form
+        )
+    with pytest.raises(ConfigError) as err:
+        load_config({**BYO, c.BYOLLM_AUTOROUTE_CONSTRAINED: "true"})
+    assert err.value.variable == c.BYOLLM_AUTOROUTE_CONSTRAINED
+
+
 AZURE = {
     **BYO,
     c.LLM_PROVIDER: "azure",
