@@ -176,6 +176,7 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     pid = managed["pid"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert "stopped" in dev["log"].read_text()
+    chat.close()
     api.close()
 
 
@@ -203,8 +204,10 @@ def test_dev_with_a_local_upstream_server(tmp_path: Path) -> None:
         )
         info = next(gen)
         assert info["upstream"] == f"http://upstream.{info['namespace']}.svc:{port}/v1"
-        chat = openai.OpenAI(base_url=info["endpoint"], api_key=info["token"], max_retries=0)
-        reply = chat.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}])
+        with openai.OpenAI(base_url=info["endpoint"], api_key=info["token"], max_retries=0) as chat:
+            reply = chat.chat.completions.create(
+                model="", messages=[{"role": "user", "content": "hi"}]
+            )
         assert reply.model == "local-model"
         seen = httpx.get(f"http://127.0.0.1:{port}/_stub/requests").json()["requests"]
         chats = [r for r in seen if r["path"] == "/v1/chat/completions"]

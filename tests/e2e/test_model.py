@@ -206,8 +206,8 @@ def test_dev_answers_with_the_local_model_by_default(
         assert not answer.startswith(("echo:", "(no answer"))
         out = info["log"].read_text()
         assert f"It already answered, from {LOCAL_MODEL} through that router" in out
-        chat = openai.OpenAI(base_url=info["endpoint"], api_key=info["token"], max_retries=0)
-        reply = chat.chat.completions.create(model="", messages=ask("hi"), max_tokens=8)
+        with openai.OpenAI(base_url=info["endpoint"], api_key=info["token"], max_retries=0) as chat:
+            reply = chat.chat.completions.create(model="", messages=ask("hi"), max_tokens=8)
         assert reply.model == LOCAL_MODEL
         info["proc"].send_signal(signal.SIGINT)
         assert info["proc"].wait(60) == 0

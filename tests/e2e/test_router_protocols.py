@@ -44,9 +44,7 @@ PNG = (
 
 def claude(router: RouterProcess, **kwargs: Any) -> anthropic.Anthropic:
     """The anthropic SDK aimed at the router, the router token as its api_key (x-api-key)."""
-    return anthropic.Anthropic(
-        base_url=router.url, api_key=kwargs.pop("api_key", TOKEN), max_retries=0, **kwargs
-    )
+    return router.anthropic(api_key=kwargs.pop("api_key", TOKEN), **kwargs)
 
 
 def upstream(stub: StubServer) -> list[dict[str, Any]]:

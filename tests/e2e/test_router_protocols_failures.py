@@ -114,7 +114,7 @@ def test_sdks_raise_the_provider_error(routers: Callable[[str], RouterProcess]) 
     with pytest.raises(openai.RateLimitError) as oerr:
         routers("openai").openai().responses.create(model="stub-error-429", input="x")
     assert oerr.value.code == "rate_limit_exceeded"
-    claude = anthropic.Anthropic(base_url=routers("anthropic").url, api_key=TOKEN, max_retries=0)
+    claude = routers("anthropic").anthropic(api_key=TOKEN)
     with pytest.raises(anthropic.RateLimitError) as aerr:
         claude.messages.create(model="stub-error-429", max_tokens=5, messages=ASK)  # type: ignore[arg-type]
     assert aerr.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
@@ -198,7 +198,7 @@ def test_reset_midstream_ends_with_an_error_event_the_sdk_raises(
         )
         expected: type[Exception] = openai.APIError
     else:
-        claude = anthropic.Anthropic(base_url=router.url, api_key=TOKEN, max_retries=0)
+        claude = router.anthropic(api_key=TOKEN)
         events = claude.messages.create(
             model="stub-reset-midstream",
             max_tokens=5,

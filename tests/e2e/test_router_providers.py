@@ -292,29 +292,29 @@ def test_anthropic_stream_error_event_reaches_client(
 def test_stub_speaks_anthropic_wire_format(stub: StubServer) -> None:
     """The official anthropic SDK against the stub itself: the format the router's
     Anthropic adapter is tested against is the real one."""
-    api = anthropic.Anthropic(base_url=stub.url, api_key="sk-ant-test", max_retries=0)
-    message = api.messages.create(
-        model="stub-model", max_tokens=32, messages=[{"role": "user", "content": "ping"}]
-    )
-    assert message.content[0].type == "text"
-    assert message.content[0].text == "echo: ping"
-    with api.messages.stream(
-        model="stub-model", max_tokens=32, messages=[{"role": "user", "content": "ping"}]
-    ) as stream:
-        assert "".join(stream.text_stream) == "echo: ping"
-        assert stream.get_final_message().stop_reason == "end_turn"
-    with pytest.raises(anthropic.RateLimitError) as err:
-        api.messages.create(
-            model="stub-error-429", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+    with anthropic.Anthropic(base_url=stub.url, api_key="sk-ant-test", max_retries=0) as api:
+        message = api.messages.create(
+            model="stub-model", max_tokens=32, messages=[{"role": "user", "content": "ping"}]
         )
-    assert err.value.response.headers["retry-after"] == "7"
-    with pytest.raises(anthropic.BadRequestError, match="Extra inputs"):
-        api.messages.create(
-            model="stub-model",
-            max_tokens=8,
-            messages=[{"role": "user", "content": "x"}],
-            extra_body={"presence_penalty": 1},
-        )
+        assert message.content[0].type == "text"
+        assert message.content[0].text == "echo: ping"
+        with api.messages.stream(
+            model="stub-model", max_tokens=32, messages=[{"role": "user", "content": "ping"}]
+        ) as stream:
+            assert "".join(stream.text_stream) == "echo: ping"
+            assert stream.get_final_message().stop_reason == "end_turn"
+        with pytest.raises(anthropic.RateLimitError) as err:
+            api.messages.create(
+                model="stub-error-429", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+            )
+        assert err.value.response.headers["retry-after"] == "7"
+        with pytest.raises(anthropic.BadRequestError, match="Extra inputs"):
+            api.messages.create(
+                model="stub-model",
+                max_tokens=8,
+                messages=[{"role": "user", "content": "x"}],
+                extra_body={"presence_penalty": 1},
+            )
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 
@@ -82,6 +83,7 @@ class RouterProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
         self._openai: openai.OpenAI | None = None
+        self._clients: list[anthropic.Anthropic] = []
         full_env = {"PATH": os.environ.get("PATH", ""), **env}
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -111,6 +113,14 @@ class RouterProcess:
             self._openai = openai.OpenAI(base_url=self.base_url, api_key=self.token, max_retries=0)
         return self._openai
 
+    def anthropic(self, **kwargs: Any) -> anthropic.Anthropic:
+        """An anthropic SDK client for this router (no retries; the router token as its
+        api_key unless given; closed on stop, so no socket is left to the GC)."""
+        kwargs.setdefault("api_key", self.token)
+        client = anthropic.Anthropic(base_url=self.url, max_retries=0, **kwargs)
+        self._clients.append(client)
+        return client
+
     @property
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token}"}
@@ -124,5 +134,7 @@ class RouterProcess:
     def stop(self) -> None:
         if self._openai is not None:
             self._openai.close()
+        for client in self._clients:
+            client.close()
         stop_process(self.proc)
         self._log.close()
