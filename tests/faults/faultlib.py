@@ -264,9 +264,11 @@ class Audit:
                     continue  # a line cut by a kill of the API server
         return out
 
-    def operator_writes(self, ns: str) -> list[dict[str, Any]]:
+    def operator_writes(self, ns: str, cut_off: bool = False) -> list[dict[str, Any]]:
         """Completed writes by the operator in ``ns`` that the server accepted (2xx), dry
-        runs excluded."""
+        runs excluded. ``cut_off``: instead, the writes whose client went away before the
+        answer (the API server logs 504): a killed operator's request in flight, which
+        may or may not have been committed."""
         writes = []
         for e in self.events():
             if e.get("stage") != "ResponseComplete":
@@ -278,7 +280,8 @@ class Audit:
             ref = e.get("objectRef") or {}
             if ref.get("namespace") != ns or "dryRun=" in e.get("requestURI", ""):
                 continue
-            if not 200 <= int((e.get("responseStatus") or {}).get("code", 0)) < 300:
+            code = int((e.get("responseStatus") or {}).get("code", 0))
+            if (code == 504) if cut_off else not 200 <= code < 300:
                 continue
             writes.append(e)
         return writes
