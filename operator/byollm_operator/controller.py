@@ -188,6 +188,22 @@ class Controller:
         if self.owns(ns):
             self.queue.add((ns, name), lane)
 
+    def _take(
+        self, type_: str | None, body: dict[str, Any], p: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
+        """Put a watch event's object in the cache: (cached before, cached now), or None
+        when the event holds nothing new (older than what the cache holds, or a re-listing
+        of the same resourceVersion)."""
+        self._listed(type_, body)
+        old = self.store.get(p)
+        new = self.store.put(body)
+        if new is None:
+            return None
+        rv = body["metadata"].get("resourceVersion")
+        if old is not None and old["metadata"].get("resourceVersion") == rv:
+            return None
+        return old, new
+
     def on_llmconfig(self, type_: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}
         ns, name = meta.get("namespace"), meta.get("name")
@@ -197,16 +213,11 @@ class Controller:
             self.store.delete(body)
             self._done.pop((ns, name), None)
             return
-        self._listed(type_, body)
         p = path(body["apiVersion"], body["kind"], ns, name)
-        old = self.store.get(p)
-        new = self.store.put(body)
-        if new is None or self.rec.kube.own_write(p, meta.get("resourceVersion")):
-            return  # older than what we hold, or the echo of our own status write
-        if old is not None and old["metadata"].get("resourceVersion") == meta.get(
-            "resourceVersion"
-        ):
-            return  # a re-listing: nothing new
+        taken = self._take(type_, body, p)
+        if taken is None or self.rec.kube.own_write(p, meta.get("resourceVersion")):
+            return  # nothing new, or the echo of our own status write
+        old, new = taken
         spec_changed = (
             old is None
             or old["metadata"].get("generation") != new["metadata"].get("generation")
@@ -223,15 +234,8 @@ class Controller:
             return
         if type_ == "DELETED":
             self.store.delete(body)
-        else:
-            self._listed(type_, body)
-            old = self.store.get(path("v1", "Secret", ns, name))
-            if self.store.put(body) is None:
-                return
-            if old is not None and old["metadata"].get("resourceVersion") == meta.get(
-                "resourceVersion"
-            ):
-                return
+        elif self._take(type_, body, path("v1", "Secret", ns, name)) is None:
+            return
         for llmc in self.store.users_of_secret(ns, name):
             self._enqueue(ns, llmc, Lane.SPEC)
 
@@ -247,18 +251,13 @@ class Controller:
             if parent:
                 self._enqueue(ns, parent, Lane.SPEC)  # put it back
             return
-        self._listed(type_, body)
         p = path(body["apiVersion"], body["kind"], ns, meta["name"])
-        old = self.store.get(p)
-        new = self.store.put(body)
-        if new is None or not parent:
+        taken = self._take(type_, body, p)
+        if taken is None or not parent:
             return
         if self.rec.kube.own_write(p, meta.get("resourceVersion")):
             return  # our own apply coming back
-        if old is not None and old["metadata"].get("resourceVersion") == meta.get(
-            "resourceVersion"
-        ):
-            return
+        old, new = taken
         drift = old is None or old.get("fp") != new.get("fp")
         self._enqueue(ns, parent, Lane.SPEC if drift else Lane.CHILD)
 

@@ -245,6 +245,25 @@ def _children(writes: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     return counted
 
 
+def _outage(
+    fleet: Fleet, sizes: Sizes, down: Callable[[], None], up: Callable[[], None]
+) -> tuple[float, float]:
+    """Half the changes just before ``down``, the rest from clients retrying through the
+    outage; ``up`` after it. Returns (recovery time, how long the fault lasted); recovery
+    counts from the restart, so the component's own start-up counts too."""
+    half = fleet.n // 2
+    for i in range(half):  # the operator is busy applying these as the fault starts
+        fleet.change(i)
+    t0 = time.monotonic()
+    down()
+    clients = _changes_in_background(fleet, half, time.monotonic() + sizes.outage + 120)
+    time.sleep(sizes.outage)
+    recovered = time.monotonic()
+    up()
+    clients.join()
+    return recovered, recovered - t0
+
+
 def test_apiserver_stopped(
     fault_cp: ControlPlane, fault_kube: Kube, ns: str, sizes: Sizes, operators: Any
 ) -> None:
@@ -252,17 +271,12 @@ def test_apiserver_stopped(
     op.wait_leading()
 
     def inject(fleet: Fleet) -> tuple[float, float]:
-        half = fleet.n // 2
-        for i in range(half):  # the operator is busy applying these as the server goes
-            fleet.change(i)
-        t0 = time.monotonic()
-        fault_cp.stop_component("kube-apiserver", grace=5)  # then SIGKILL
-        clients = _changes_in_background(fleet, half, time.monotonic() + sizes.outage + 120)
-        time.sleep(sizes.outage)
-        recovered = time.monotonic()  # from the restart: its own start-up counts too
-        fault_cp.start_component("kube-apiserver")
-        clients.join()
-        return recovered, recovered - t0
+        return _outage(
+            fleet,
+            sizes,
+            lambda: fault_cp.stop_component("kube-apiserver", grace=5),  # then SIGKILL
+            lambda: fault_cp.start_component("kube-apiserver"),
+        )
 
     run_fault("kube-apiserver stopped", fault_cp, fault_kube, ns, sizes, inject, lambda: [op])
 
@@ -273,19 +287,12 @@ def test_etcd_killed(
     op = operators()
     op.wait_leading()
 
-    def inject(fleet: Fleet) -> tuple[float, float]:
-        half = fleet.n // 2
-        for i in range(half):
-            fleet.change(i)
-        t0 = time.monotonic()
-        fault_cp.kill_component("etcd")
-        clients = _changes_in_background(fleet, half, time.monotonic() + sizes.outage + 120)
-        time.sleep(sizes.outage)
-        recovered = time.monotonic()
+    def restart() -> None:
         fault_cp.start_component("etcd")
         wait("API server ready again", lambda: fault_cp.request("/readyz") == "ok", 60)
-        clients.join()
-        return recovered, recovered - t0
+
+    def inject(fleet: Fleet) -> tuple[float, float]:
+        return _outage(fleet, sizes, lambda: fault_cp.kill_component("etcd"), restart)
 
     run_fault("etcd killed (SIGKILL)", fault_cp, fault_kube, ns, sizes, inject, lambda: [op])
 
