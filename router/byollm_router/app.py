@@ -22,13 +22,12 @@ from typing import Any
 import httpx
 import orjson
 
-from byollm_router import autoroute, errors, guard, overhead
+from byollm_router import autoroute, errors, guard, overhead, upstream
 from byollm_router.config import RouterConfig
 from byollm_router.contract import Mode
 from byollm_router.logging import RequestLog
 from byollm_router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from byollm_router.metrics import Metrics
-from byollm_router.netbackend import AsyncioBackend
 from byollm_router.protocols import calls as protocol_calls
 from byollm_router.providers import LocalAnswer, UpstreamCall, build_provider
 from byollm_router.providers.base import (
@@ -73,8 +72,6 @@ _DROP_RESPONSE_HEADERS = _HOP_BY_HOP | {
 }
 _FORWARDED = frozenset(h.encode() for h in FORWARDED_REQUEST_HEADERS)
 _HEADER_SAFE = re.compile(rb"[\x20-\x7e]*\Z")  # printable ASCII: valid to send on as-is
-
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
 
 # A non-streamed answer that needs no translation is sent whole (with Content-Length, and a
 # clean 502 if the upstream breaks off) up to this size, and streamed through beyond it.
@@ -173,9 +170,10 @@ class _Watch:
         self._timer.cancel()
 
 
-def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
+def make_upstream(cfg: RouterConfig, **kwargs: Any) -> upstream.UpstreamClient:
     """Every upstream connection goes through the SSRF guard (resolve, refuse private,
     loopback and metadata addresses unless allowlisted, pin the resolved address).
+    ``kwargs`` go to the client (tests: a simulated resolver, a safety net).
 
     In Managed mode the shared LiteLLM's host is admitted: the operator sets that URL,
     not the tenant, and it is in-cluster by design.
@@ -184,9 +182,7 @@ def _make_transport(cfg: RouterConfig) -> httpx.AsyncBaseTransport:
     if cfg.mode is Mode.MANAGED:
         entries.append(httpx.URL(cfg.base_url).host)
     allowlist = guard.Allowlist.parse(",".join(e for e in entries if e), cfg.api_server_host)
-    return guard.build_transport(
-        allowlist, network_backend=AsyncioBackend(), http2=True, limits=_LIMITS, retries=0
-    )
+    return upstream.UpstreamClient(allowlist, **kwargs)
 
 
 def _is_guard_refusal(exc: BaseException) -> bool:
@@ -248,19 +244,18 @@ def _response_headers(
 
 
 class RouterApp:
-    """One tenant's router. ``transport`` overrides the guarded transport (tests only)."""
+    """One tenant's router. ``client`` replaces the upstream client built from ``cfg``
+    (tests: one with a simulated resolver)."""
 
-    def __init__(
-        self, cfg: RouterConfig, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, cfg: RouterConfig, *, client: upstream.UpstreamClient | None = None) -> None:
         self.cfg = cfg
         self.provider = build_provider(cfg)
         self.metrics = Metrics()
         self.log = RequestLog(cfg.tenant)
         self._token = cfg.router_token.get_secret_value().encode()
-        self._transport = transport
-        self._upstream: httpx.AsyncBaseTransport | None = None
-        self._timeout: dict[str, Any] = {}
+        self._client = client
+        self._upstream: upstream.UpstreamClient | None = None
+        self._timeouts = upstream.Timeouts(None, None, None, None)
         self._routes: dict[str, tuple[str, bytes, bool]] = {
             "/v1/chat/completions": ("chat_completions", b"POST", True),
             "/v1/embeddings": ("embeddings", b"POST", True),
@@ -279,13 +274,13 @@ class RouterApp:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        self._upstream = self._transport or _make_transport(self.cfg)
-        self._timeout = httpx.Timeout(
+        self._upstream = self._client or make_upstream(self.cfg)
+        self._timeouts = upstream.Timeouts(
             connect=self.cfg.connect_timeout_s,
             read=self.cfg.upstream_timeout_s,
             write=self.cfg.upstream_timeout_s,
             pool=self.cfg.connect_timeout_s,
-        ).as_dict()
+        )
         self.log.event(
             "started",
             mode=self.cfg.mode.value,
@@ -299,20 +294,14 @@ class RouterApp:
             self._upstream = None
 
     async def _send(
-        self, request: httpx.Request, timeouts: dict[str, Any] | None = None
-    ) -> httpx.Response:
-        """Send straight through the (guarded, pooled) transport, response unread.
-
-        ``httpx.AsyncClient`` would add nothing the router wants — no auth flow, no
-        redirects (never followed), no cookie jar (state must not carry between requests),
-        no proxy from the environment — but costs time on every request.
-        """
+        self, call: UpstreamCall, timeouts: upstream.Timeouts | None = None
+    ) -> upstream.Response:
+        """Send through the guarded, pooled upstream client; the answer's body unread."""
         if self._upstream is None:
             raise RuntimeError("router not started")
-        request.extensions["timeout"] = timeouts or self._timeout
-        response = await self._upstream.handle_async_request(request)
-        response.request = request
-        return response
+        return await self._upstream.request(
+            call.method, call.url, call.headers, call.content, timeouts or self._timeouts
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -647,11 +636,13 @@ class RouterApp:
             messages, model, constrained=self.cfg.autoroute_constrained
         )
         call = self.provider.chat(body, dump_json(body), {})
-        request = httpx.Request(call.method, call.url, headers=call.headers, content=call.content)
-        response = await self._send(request, httpx.Timeout(timeout_s).as_dict())
+        response = await self._send(
+            call, upstream.Timeouts(timeout_s, timeout_s, timeout_s, timeout_s)
+        )
         limit = self.cfg.max_buffered_response_bytes
         try:
-            response.raise_for_status()
+            if not 200 <= response.status_code < 300:
+                raise errors.upstream_broken()
             held, complete = await self._read_capped("classifier", response.aiter_bytes(), limit)
         finally:
             await response.aclose()
@@ -708,10 +699,9 @@ class RouterApp:
         watch: _Watch,
     ) -> None:
         translate = call.translator
-        request = httpx.Request(call.method, call.url, headers=call.headers, content=call.content)
         sent_at = time.perf_counter()
         try:
-            response = await self._send(request)
+            response = await self._send(call)
         except (httpx.HTTPError, guard.GuardError) as exc:
             ctx.upstream_s = (ctx.upstream_s or 0.0) + time.perf_counter() - sent_at
             mapped = map_upstream_error(exc)
@@ -762,7 +752,7 @@ class RouterApp:
     async def _forward_body(
         self,
         route: str,
-        response: httpx.Response,
+        response: upstream.Response,
         translate: ResponseTranslator | None,
         send: Send,
         ctx: _Ctx,
@@ -817,7 +807,7 @@ class RouterApp:
     async def _forward_stream(
         self,
         route: str,
-        response: httpx.Response,
+        response: upstream.Response,
         translate: ResponseTranslator | None,
         send: Send,
         ctx: _Ctx,

@@ -6,9 +6,10 @@ the platform's shared LiteLLM or any pod. The guard is used twice:
 
 * statically (``check_url``): by the operator at admission time and by the router at
   start-up, on literal addresses, odd numeric spellings, schemes and userinfo;
-* at connect time (``build_transport``): every connection the router's shared
-  ``httpx.AsyncClient`` opens resolves the host once, refuses it if *any* resolved address
-  is blocked, then connects to the approved address itself. The socket is opened to the
+* at connect time (``resolve_and_check``, used by the router's upstream client and by
+  ``build_transport``, the httpx transport of the operator's credentials probe): every
+  new connection resolves the host once, refuses it if *any* resolved address is
+  blocked, then connects to the approved address itself. The socket is opened to the
   address that was checked, so DNS rebinding between check and connect cannot switch it,
   while SNI, certificate verification and the Host header keep the original hostname.
 
@@ -36,7 +37,6 @@ import httpcore
 import httpx
 
 from byollm_router import forbidden
-from byollm_router.pool import pool_class
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -363,6 +363,21 @@ def check_url(url: str | httpx.URL, allow: Allowlist) -> None:
         raise GuardError(host, "plain http is only allowed for allowlisted hosts")
 
 
+Admitted = set[tuple[bytes, bytes, int | None, bytes]]
+
+
+def admit(url: httpx.URL, allow: Allowlist, admitted: Admitted) -> None:
+    """``check_url``, remembered: the static verdict depends only on the scheme, host, port
+    and userinfo (a router talks to one upstream, so this saves the parse on every
+    request). DNS is still checked for every new connection."""
+    key = (url.raw_scheme, url.raw_host, url.port, url.userinfo)
+    if key not in admitted:
+        check_url(url, allow)
+        if len(admitted) >= 256:
+            admitted.clear()
+        admitted.add(key)
+
+
 # --- connect-time check ---------------------------------------------------------------
 
 
@@ -487,8 +502,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         ctx = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
         super().__init__(verify=ctx, http1=http1, http2=http2, limits=limits)
         self.allowlist = allowlist
-        self._admitted: set[tuple[bytes, bytes, int | None, bytes]] = set()
-        self._pool = pool_class()(  # httpcore's pool, linear-time bookkeeping (pool.py)
+        self._admitted: Admitted = set()
+        self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ctx,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
@@ -502,16 +517,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        # The static verdict depends only on these parts; cache it (the router talks to one
-        # upstream, so this saves the parse on every request). DNS is still checked per
-        # connection by the network backend.
-        key = (url.raw_scheme, url.raw_host, url.port, url.userinfo)
-        if key not in self._admitted:
-            check_url(url, self.allowlist)
-            if len(self._admitted) >= 256:
-                self._admitted.clear()
-            self._admitted.add(key)
+        admit(request.url, self.allowlist, self._admitted)
         return await super().handle_async_request(request)
 
 
@@ -522,7 +528,8 @@ def build_transport(
     network_backend: httpcore.AsyncNetworkBackend | None = None,
     **httpx_transport_kwargs: Any,
 ) -> GuardedTransport:
-    """The transport for the router's shared ``AsyncClient`` (use ``follow_redirects=False``).
+    """An httpx transport through the guard (the operator's credentials probe; use
+    ``follow_redirects=False``).
 
     Accepts ``httpx.AsyncHTTPTransport``'s keyword arguments except ``proxy`` and ``uds``,
     which would bypass the connect-time check. ``resolver`` replaces getaddrinfo (tests:

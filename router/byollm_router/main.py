@@ -34,11 +34,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from byollm_router import asyncprims
     from byollm_router.app import create_app
     from byollm_router.logging import setup_logging
-
-    asyncprims.install()  # httpcore's HTTP/1.1 path without anyio checkpoints
 
     level = getattr(logging, args.log_level.upper())
     setup_logging(level)

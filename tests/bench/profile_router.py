@@ -59,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             "BYOLLM_UPSTREAM_ALLOWLIST": "127.0.0.1",
         }
     )
-    from byollm_router import asyncprims
     from byollm_router.server import protocol_class
 
-    asyncprims.install()  # as byollm-router does
     setup_logging(logging.WARNING)
     cfg = load_config(env)
     app = create_app(cfg)

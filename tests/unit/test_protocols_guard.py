@@ -4,17 +4,14 @@ before any socket opens, answered with the route's 502. No packet leaves the pro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import httpcore
 import httpx
 import pytest
+from stubs.loopback import SafetyNet
 
 from byollm_router import contract as c
-from byollm_router.app import RouterApp
+from byollm_router.app import RouterApp, make_upstream
 from byollm_router.config import load_config
 from byollm_router.errors import RouterError
-from byollm_router.guard import Allowlist, build_transport
 from byollm_router.protocols import calls
 from byollm_router.providers.azure import Azure
 from byollm_router.providers.openai_compat import OpenAICompatible
@@ -45,27 +42,6 @@ CALLS = [
 ]
 
 
-class NoConnect(httpcore.AsyncNetworkBackend):
-    """Fails the test on any connection attempt."""
-
-    def __init__(self) -> None:
-        self.attempts: list[str] = []
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.attempts.append(host)
-        raise AssertionError(f"test safety net: refused to connect to {host}")
-
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover
-        pass
-
-
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_new_routes_are_guarded(provider: str) -> None:
     resolved: list[str] = []
@@ -83,9 +59,9 @@ async def test_new_routes_are_guarded(provider: str) -> None:
     }
     if provider == "azure":
         env[c.LLM_AZURE_API_VERSION] = "2024-10-21"
-    net = NoConnect()
-    transport = build_transport(Allowlist(), resolver=resolver, network_backend=net)
-    app = RouterApp(load_config(env), transport=transport)
+    net = SafetyNet(allowed=())
+    cfg = load_config(env)
+    app = RouterApp(cfg, client=make_upstream(cfg, resolver=resolver, before_connect=net))
     await app.startup()
     answered = 0
     try:
@@ -113,7 +89,7 @@ async def test_new_routes_are_guarded(provider: str) -> None:
         await app.shutdown()
     assert answered >= 3
     assert len(resolved) == answered  # each upstream call was resolved by the guard ...
-    assert net.attempts == []  # ... and refused before any connection
+    assert net.connects == []  # ... and refused before any connection
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
+from stubs.loopback import SafetyNet, Upstream, answer, serve
 
 from byollm_router import contract as c
-from byollm_router.app import RouterApp
+from byollm_router.app import RouterApp, make_upstream
 from byollm_router.config import load_config
-from byollm_router.guard import Allowlist, build_transport
 
 ENV = {
     c.BYOLLM_ROUTER_TOKEN: "tok",
@@ -28,8 +28,9 @@ async def rebinds_to_private(host: str, port: int) -> Sequence[str]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = build_transport(Allowlist(), resolver=rebinds_to_private)
-    app = RouterApp(load_config(ENV), transport=transport)
+    cfg = load_config(ENV)
+    net = SafetyNet(allowed=())
+    app = RouterApp(cfg, client=make_upstream(cfg, resolver=rebinds_to_private, before_connect=net))
     await app.startup()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
@@ -62,9 +63,6 @@ async def test_probes_need_no_token(client: httpx.AsyncClient) -> None:
 def test_managed_litellm_host_is_admitted_but_nothing_else() -> None:
     """The shared LiteLLM URL comes from the operator (in-cluster by design); the tenant's
     allowlist is not widened beyond it."""
-    from byollm_router.app import _make_transport
-    from byollm_router.guard import GuardedTransport
-
     cfg = load_config(
         {
             c.BYOLLM_ROUTER_TOKEN: "tok",
@@ -72,39 +70,34 @@ def test_managed_litellm_host_is_admitted_but_nothing_else() -> None:
             c.BYOLLM_MANAGED_URL: "http://litellm.platform.svc.cluster.local:4000/v1",
         }
     )
-    transport = _make_transport(cfg)
-    assert isinstance(transport, GuardedTransport)
-    assert transport.allowlist.admits("litellm.platform.svc.cluster.local")
-    assert not transport.allowlist.admits("10.0.0.7")
-    assert not transport.allowlist.admits("langfuse.platform.svc.cluster.local")
+    upstream = make_upstream(cfg)
+    assert upstream.allowlist.admits("litellm.platform.svc.cluster.local")
+    assert not upstream.allowlist.admits("10.0.0.7")
+    assert not upstream.allowlist.admits("langfuse.platform.svc.cluster.local")
 
 
 async def test_forwarded_headers_trimmed_and_unsafe_values_dropped() -> None:
-    seen: list[httpx.Headers] = []
-
-    def upstream(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers)
-        # An unread stream, as a real transport returns.
-        return httpx.Response(200, stream=httpx.ByteStream(b'{"ok": true}'))
-
-    app = RouterApp(load_config(ENV), transport=httpx.MockTransport(upstream))
-    await app.startup()
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://router"
-    ) as client:
-        response = await client.post(
-            "/v1/chat/completions",
-            json={"messages": []},
-            headers=[
-                (b"authorization", b"Bearer tok"),
-                (b"x-title", b"my agent"),
-                (b"http-referer", b"caf\xc3\xa9"),
-                (b"x-secret", b"not forwarded"),
-            ],
-        )
-    await app.shutdown()
+    async with serve(Upstream(reply=lambda _s: answer(200, b'{"ok": true}'))) as up:
+        env = {**ENV, c.LLM_BASE_URL: up.url + "/v1", c.BYOLLM_UPSTREAM_ALLOWLIST: "127.0.0.1"}
+        cfg = load_config(env)
+        app = RouterApp(cfg, client=make_upstream(cfg, before_connect=SafetyNet()))
+        await app.startup()
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://router"
+        ) as client:
+            response = await client.post(
+                "/v1/chat/completions",
+                json={"messages": []},
+                headers=[
+                    (b"authorization", b"Bearer tok"),
+                    (b"x-title", b"my agent"),
+                    (b"http-referer", b"caf\xc3\xa9"),
+                    (b"x-secret", b"not forwarded"),
+                ],
+            )
+        await app.shutdown()
     assert response.status_code == 200
-    sent = seen[0]
+    sent = up.seen[0].headers
     assert sent["x-title"] == "my agent"
     assert "http-referer" not in sent
     assert "x-secret" not in sent

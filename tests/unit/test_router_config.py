@@ -291,7 +291,7 @@ def test_router_process_does_not_load_pydantic() -> None:
         "import sys\n"
         "from byollm_router.main import _parse_args\n"
         "import uvicorn\n"
-        "from byollm_router import asyncprims, server\n"
+        "from byollm_router import server\n"
         "from byollm_router.app import create_app\n"
         "from byollm_router.config import load_config\n"
         f"create_app(load_config({BYO!r}))\n"
