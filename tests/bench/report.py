@@ -206,46 +206,24 @@ def targets(r: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
     # idle CPU %); at 10,000 "all reconciled" replaces "all Ready" (kwok on 2 cores).
     goals = {1000: (60.0, 2.0, 150.0, 5.0), 10000: (None, 5.0, 400.0, 10.0)}
     for n, (ready, p99, rss, cpu) in goals.items():
-        x = sizes.get(n)
+        x = sizes.get(n) or {}
         label = f"{n:,}"
+
+        def at_most(name: str, limit: float, unit: str, v: float | None, fmt: str) -> None:
+            row(name, f"≤ {limit:g} {unit}", v, v is not None and v <= limit, fmt + " " + unit)
+
         if ready is not None:
-            v = x["all_ready_s"] if x else None
-            row(
-                f"operator: {label} all Ready",
-                f"≤ {ready:.0f} s",
-                v,
-                v is not None and v <= ready,
-                "{:.1f} s",
-            )
+            at_most(f"operator: {label} all Ready", ready, "s", x.get("all_ready_s"), "{:.1f}")
         else:
-            v = x.get("all_synced_s") if x else None
+            v = x.get("all_synced_s")
             row(f"operator: {label} all reconciled", "all", v, v is not None, "{:.1f} s")
         v = _get(x, "change_to_new_rs_s", "p99") if x else None
-        row(
-            f"operator: change → new ReplicaSet p99 at {label}",
-            f"≤ {p99:.0f} s",
-            v,
-            v is not None and v <= p99,
-            "{:.2f} s",
-        )
-        v = x["rss_peak_mb"] if x else None
-        row(
-            f"operator RSS at {label}",
-            f"≤ {rss:.0f} MB",
-            v,
-            v is not None and v <= rss,
-            "{:.0f} MB",
-        )
+        at_most(f"operator: change → new ReplicaSet p99 at {label}", p99, "s", v, "{:.2f}")
+        at_most(f"operator RSS at {label}", rss, "MB", x.get("rss_peak_mb"), "{:.0f}")
         v = x["idle"]["writes"] if x else None
         row(f"operator idle writes at {label}", "0", v, v == 0, "{:.0f}")
         v = x["idle"]["cpu_pct"] if x else None
-        row(
-            f"operator idle CPU at {label}",
-            f"≤ {cpu:.0f} %",
-            v,
-            v is not None and v <= cpu,
-            "{:.1f} %",
-        )
+        at_most(f"operator idle CPU at {label}", cpu, "%", v, "{:.1f}")
     return rows
 
 

@@ -23,6 +23,20 @@ BYO = {
 }
 
 
+async def chat(app: RouterApp, body: dict[str, object]) -> httpx.Response:
+    """One chat completion through ``app`` in-process (started and shut down around it)."""
+    await app.startup()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://router"
+        ) as client:
+            return await client.post(
+                "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {TOKEN}"}
+            )
+    finally:
+        await app.shutdown()
+
+
 def test_router_client_is_guarded() -> None:
     t = make_upstream(load_config({**BYO, c.BYOLLM_UPSTREAM_ALLOWLIST: "10.96.0.0/12"}))
     assert t.allowlist.admits_ip(ipaddress.ip_address("10.96.0.1"))
@@ -47,18 +61,7 @@ async def test_router_never_follows_redirects() -> None:
         env = {**BYO, c.LLM_BASE_URL: up.url + "/v1", c.BYOLLM_UPSTREAM_ALLOWLIST: "127.0.0.1"}
         cfg = load_config(env)
         app = RouterApp(cfg, client=make_upstream(cfg, before_connect=SafetyNet()))
-        await app.startup()
-        try:
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://router"
-            ) as client:
-                r = await client.post(
-                    "/v1/chat/completions",
-                    json={"model": "m", "messages": []},
-                    headers={"authorization": f"Bearer {TOKEN}"},
-                )
-        finally:
-            await app.shutdown()
+        r = await chat(app, {"model": "m", "messages": []})
     assert r.status_code == 302
     assert [s.line for s in up.seen] == ["POST /v1/chat/completions HTTP/1.1"]
 
@@ -79,18 +82,7 @@ async def test_connect_time_refusal_is_a_502_upstream_blocked(answers: list[str]
     net = SafetyNet(allowed=())
     cfg = load_config(BYO)
     app = RouterApp(cfg, client=make_upstream(cfg, resolver=resolver, before_connect=net))
-    await app.startup()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://router"
-        ) as client:
-            r = await client.post(
-                "/v1/chat/completions",
-                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
-                headers={"authorization": f"Bearer {TOKEN}"},
-            )
-    finally:
-        await app.shutdown()
+    r = await chat(app, {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 502
     assert r.json()["error"]["code"] == "upstream_blocked"
     assert "sk-guard-router-key" not in r.text
