@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from faultlib import wait
+from faultlib import Sizes, wait
 from faultproxy import FaultProxy
 from operator_helpers import OPERATOR_NS
 
@@ -30,14 +29,6 @@ from byollm_dev import controlplane, generate, rbac
 from byollm_operator.builders import FIELD_MANAGER
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Sizes:
-    n: int
-    outage: float
-    window: float
-    full: bool
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,16 @@ MODEL_A = "qwen/qwen3-30b-a3b-instruct"
 MODEL_B = "openai/gpt-4o-mini"
 
 
+@dataclass
+class Sizes:
+    """How big a fault run is (from the environment, see conftest.py)."""
+
+    n: int
+    outage: float
+    window: float
+    full: bool
+
+
 def key_for(i: int, version: int) -> str:
     return f"sk-fault-{version}-{i:03d}-0123456789abcdef"
 

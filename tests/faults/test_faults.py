@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sizes
-from faultlib import Audit, Fleet, SecretWatch, summary, wait
+from faultlib import Audit, Fleet, SecretWatch, Sizes, summary, wait
 from faultproxy import FaultProxy
 from operator_helpers import OPERATOR_NS, OperatorProcess
 
