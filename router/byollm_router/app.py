@@ -528,35 +528,9 @@ class RouterApp:
         ctx: _Ctx,
     ) -> None:
         body = _loads(raw)
-        model = body.get("model")
-        if model is not None and not isinstance(model, str):
-            raise errors.bad_field("model", "model must be a string.")
-        changed = False
-        if autoroute.wants_auto(body, self.cfg.routing):
-            decision = await autoroute.decide(
-                body,
-                self.cfg.routing,
-                self.cfg.model or "",
-                self._classify,
-                self.cfg.autoroute_timeout_s,
-                long_context_tokens=self.cfg.long_context_tokens,
-            )
-            body["model"] = decision.model
-            changed = True
-            ctx.category = decision.category.value
-            self.metrics.categories.labels(ctx.category).inc()
-            ctx.extra_headers = [
-                (b"x-byollm-category", ctx.category.encode()),
-                (b"x-byollm-model", decision.model.encode("utf-8", "replace")),
-            ]
-        elif not model and self.cfg.model:
-            body["model"] = self.cfg.model
-            changed = True
-        stream = body.get("stream") is True
-        ctx.stream = stream
-        content = dump_json(body) if changed else raw
+        content = await self._choose_model(body, raw, ctx)
         call = self.provider.chat(body, content, client_headers)
-        await self._proxy("chat_completions", call, stream, receive, send, ctx)
+        await self._proxy("chat_completions", call, ctx.stream is True, receive, send, ctx)
 
     async def _protocol(
         self,
@@ -570,13 +544,43 @@ class RouterApp:
         """The Responses and Messages APIs: model defaulting and auto-routing as for chat
         completions, then the provider's call (pass-through or translated)."""
         body = _loads(raw)
+        content = await self._choose_model(
+            body,
+            raw,
+            ctx,
+            view=lambda: protocol_calls.auto_view(route, body),
+            routed=route != protocol_calls.COUNT_TOKENS,
+            auto_is_default=True,
+        )
+        limit = self.cfg.max_buffered_response_bytes
+        if route == protocol_calls.RESPONSES:
+            call = protocol_calls.responses(self.provider, body, content, client_headers, limit)
+        elif route == protocol_calls.MESSAGES:
+            call = protocol_calls.messages(self.provider, body, content, client_headers, limit)
+        else:
+            call = protocol_calls.count_tokens(self.provider, content, client_headers)
+        await self._proxy(route, call, ctx.stream is True, receive, send, ctx)
+
+    async def _choose_model(
+        self,
+        body: dict[str, Any],
+        raw: bytes,
+        ctx: _Ctx,
+        view: Callable[[], dict[str, Any]] | None = None,
+        routed: bool = True,
+        auto_is_default: bool = False,
+    ) -> bytes:
+        """Auto-route or default ``body["model"]`` in place; the bytes to send upstream
+        (``raw`` itself when nothing changed). ``view`` is what the auto-router reads when
+        the wire format is not chat completions; ``auto_is_default``: ``"auto"`` without
+        an auto-router table means the configured model."""
         model = body.get("model")
         if model is not None and not isinstance(model, str):
             raise errors.bad_field("model", "model must be a string.")
         changed = False
-        if route != protocol_calls.COUNT_TOKENS and autoroute.wants_auto(body, self.cfg.routing):
+        if routed and autoroute.wants_auto(body, self.cfg.routing):
             decision = await autoroute.decide(
-                protocol_calls.auto_view(route, body),
+                view() if view is not None else body,
                 self.cfg.routing,
                 self.cfg.model or "",
                 self._classify,
@@ -591,20 +595,11 @@ class RouterApp:
                 (b"x-byollm-category", ctx.category.encode()),
                 (b"x-byollm-model", decision.model.encode("utf-8", "replace")),
             ]
-        elif (not model or model == autoroute.AUTO_MODEL) and self.cfg.model:
+        elif (not model or (auto_is_default and model == autoroute.AUTO_MODEL)) and self.cfg.model:
             body["model"] = self.cfg.model
             changed = True
-        stream = body.get("stream") is True
-        ctx.stream = stream
-        content = dump_json(body) if changed else raw
-        limit = self.cfg.max_buffered_response_bytes
-        if route == protocol_calls.RESPONSES:
-            call = protocol_calls.responses(self.provider, body, content, client_headers, limit)
-        elif route == protocol_calls.MESSAGES:
-            call = protocol_calls.messages(self.provider, body, content, client_headers, limit)
-        else:
-            call = protocol_calls.count_tokens(self.provider, content, client_headers)
-        await self._proxy(route, call, stream, receive, send, ctx)
+        ctx.stream = body.get("stream") is True
+        return dump_json(body) if changed else raw
 
     async def _embeddings(
         self,
