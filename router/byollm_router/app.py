@@ -71,12 +71,6 @@ _DROP_RESPONSE_HEADERS = _HOP_BY_HOP | {
     b"alt-svc",
 }
 _FORWARDED = frozenset(h.encode() for h in FORWARDED_REQUEST_HEADERS)
-
-# A scope extension of the router's server protocol (server.py): a function that registers
-# a callback for the client going away and returns its unregistration. Without it (another
-# ASGI server) a task per request waits on ``receive`` for ``http.disconnect`` instead.
-DISCONNECT_EXTENSION = "byollm.on_disconnect"
-OnDisconnect = Callable[[Callable[[], None]], Callable[[], None]]
 _HEADER_SAFE = re.compile(rb"[\x20-\x7e]*\Z")  # printable ASCII: valid to send on as-is
 
 # A non-streamed answer that needs no translation is sent whole (with Content-Length, and a
@@ -99,7 +93,6 @@ class _Ctx:
         "category",
         "error",
         "extra_headers",
-        "on_disconnect",
         "started",
         "status",
         "stream",
@@ -118,15 +111,13 @@ class _Ctx:
         self.stream: bool | None = None
         self.started = False
         self.extra_headers: list[tuple[bytes, bytes]] = []
-        self.on_disconnect: OnDisconnect | None = None
 
 
 class _Watch:
     """Per-request guards while an answer is relayed, at no cost per chunk.
 
-    * Disconnect: when the client goes, the request task is cancelled (so the upstream
-      request is closed too and the provider stops generating). The router's server calls
-      ``client_gone`` itself; under another server a task waits on ``receive``.
+    * Disconnect: a task waits on ``receive`` and cancels the request task when the client
+      goes (so the upstream request is closed too and the provider stops generating).
     * Stall: uvicorn's ``send`` waits while the client's buffers are full; not for ever. Each
       ``send`` stamps when it began; one timer per request looks every ``stall_s`` and
       cancels the request task when a send has been waiting that long. (A timeout around
@@ -149,13 +140,10 @@ class _Watch:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                self.client_gone()
+                if not self.finished and not self.stalled:
+                    self.gone = True
+                    self._target.cancel()
                 return
-
-    def client_gone(self) -> None:
-        if not self.finished and not self.stalled:
-            self.gone = True
-            self._target.cancel()
 
     def _check(self) -> None:
         began = self.sending
@@ -346,9 +334,6 @@ class RouterApp:
         if entry is None and path.startswith(protocol_calls.ITEM_PREFIX):
             entry = protocol_calls.ITEM_ENTRY
         ctx = _Ctx()
-        extensions = scope.get("extensions")
-        if extensions:
-            ctx.on_disconnect = extensions.get(DISCONNECT_EXTENSION)
         route = entry[0] if entry else "unknown"
         if route in protocol_calls.ANTHROPIC_WIRE_ROUTES:
             ctx.wire = "anthropic"
@@ -679,11 +664,7 @@ class RouterApp:
         task = asyncio.current_task()
         assert task is not None
         watch = _Watch(task, self.cfg.client_write_timeout_s)
-        watcher: asyncio.Task[None] | None = None
-        if ctx.on_disconnect is not None:
-            unregister = ctx.on_disconnect(watch.client_gone)
-        else:
-            watcher = asyncio.create_task(watch.run(receive))
+        watcher = asyncio.create_task(watch.run(receive))
         try:
             await self._forward(route, call, stream, watch.guarded(send), ctx, watch)
         except asyncio.CancelledError:
@@ -701,10 +682,7 @@ class RouterApp:
             self.metrics.client_disconnects.labels(route).inc()
         finally:
             watch.close()
-            if watcher is not None:
-                watcher.cancel()
-            else:
-                unregister()
+            watcher.cancel()
 
     async def _forward(
         self,

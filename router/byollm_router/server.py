@@ -22,13 +22,11 @@ The request *body* deadline is the app's (it answers 408 itself, see ``app.py``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from byollm_router import errors
-from byollm_router.app import DISCONNECT_EXTENSION
 
 
 def _raw_response(error: errors.RouterError, reason: bytes) -> bytes:
@@ -95,10 +93,6 @@ def protocol_class(header_timeout_s: float, max_connections: int) -> type[HttpTo
         _head_timer: asyncio.TimerHandle | None = None
         _refused = False
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._gone: set[Callable[[], None]] = set()  # in-flight requests' callbacks
-
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
@@ -128,9 +122,6 @@ def protocol_class(header_timeout_s: float, max_connections: int) -> type[HttpTo
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
-            gone, self._gone = self._gone, set()
-            for callback in gone:
-                callback()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -139,15 +130,6 @@ def protocol_class(header_timeout_s: float, max_connections: int) -> type[HttpTo
         def on_headers_complete(self) -> None:
             self._disarm()
             super().on_headers_complete()
-            # The request's task starts on the next loop step and finds this in its scope.
-            scope: dict[str, Any] = self.scope  # type: ignore[assignment]
-            scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = self._on_disconnect
-
-        def _on_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
-            """Call ``callback`` when the client goes (the app's disconnect watch: no task
-            per request waiting on ``receive``); returns its unregistration."""
-            self._gone.add(callback)
-            return lambda: self._gone.discard(callback)
 
         def _arm(self) -> None:
             if self._head_timer is None:
