@@ -275,12 +275,11 @@ class Response:
     """An upstream answer whose body has not been read yet (the parts of
     ``httpx.Response`` the router uses)."""
 
-    __slots__ = ("_conn", "_pool", "_read_timeout", "_released", "headers", "status_code", "stream")
+    __slots__ = ("_conn", "_pool", "_released", "headers", "status_code", "stream")
 
     def __init__(self, conn: _Connection, pool: UpstreamClient, read_timeout: float | None) -> None:
         self._conn = conn
         self._pool = pool
-        self._read_timeout = read_timeout
         self._released = False
         self.status_code = conn.status
         self.headers = Headers(conn._headers)
@@ -293,7 +292,7 @@ class Response:
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body decoded (gzip, deflate), for the router's own reading."""
-        coding = (self.headers.get("content-encoding") or "identity").strip().lower()
+        coding = self.headers.get("content-encoding").strip().lower()
         if coding in ("", "identity"):
             async for chunk in self.aiter_raw():
                 yield chunk
