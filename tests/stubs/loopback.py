@@ -59,6 +59,11 @@ class Upstream:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def hosts(self) -> list[str]:
+        """The Host field of each request, in order."""
+        return [s.headers["host"] for s in self.seen]
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         conn = self.connections

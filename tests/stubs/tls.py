@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 from pathlib import Path
 
 from cryptography import x509
@@ -38,3 +39,12 @@ def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def contexts(tmp: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a self-signed certificate for ``name``, and a client context
+    that trusts only that certificate."""
+    cert, key = self_signed(tmp, name)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=str(cert))

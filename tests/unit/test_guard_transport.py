@@ -8,15 +8,14 @@ private, CGNAT, link-local or metadata address from this file.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpcore
 import httpx
 import pytest
-from stubs.tls import self_signed
+from stubs.loopback import Upstream, answer, serve
+from stubs.tls import contexts
 
 from byollm_router.guard import Allowlist, GuardedTransport, GuardError, build_transport
 
@@ -45,46 +44,10 @@ class LoopbackOnly(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-@dataclass
-class Stub:
-    """A minimal HTTP/1.1 server on 127.0.0.1 that records what reached it."""
-
-    port: int = 0
-    connections: int = 0
-    hosts: list[str] = field(default_factory=list)
-    sni: list[str | None] = field(default_factory=list)
-    location: str | None = None  # answer 302 to this location
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                for line in head.decode("latin-1").split("\r\n"):
-                    if line.lower().startswith("host:"):
-                        self.hosts.append(line.split(":", 1)[1].strip())
-                if self.location:
-                    writer.write(
-                        b"HTTP/1.1 302 Found\r\nLocation: "
-                        + self.location.encode()
-                        + b"\r\nContent-Length: 0\r\n\r\n"
-                    )
-                else:
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-
-
 @pytest.fixture
-async def stub() -> AsyncIterator[Stub]:
-    s = Stub()
-    server = await asyncio.start_server(s.handle, "127.0.0.1", 0)
-    s.port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield s
+async def stub() -> AsyncIterator[Upstream]:
+    async with serve(Upstream(reply=lambda _seen: answer(200, b"ok"))) as up:
+        yield up
 
 
 def client(transport: GuardedTransport, **kw: object) -> httpx.AsyncClient:
@@ -94,7 +57,7 @@ def client(transport: GuardedTransport, **kw: object) -> httpx.AsyncClient:
 LOOPBACK = Allowlist.parse("127.0.0.1")
 
 
-async def test_allowlisted_loopback_connects(stub: Stub) -> None:
+async def test_allowlisted_loopback_connects(stub: Upstream) -> None:
     net = LoopbackOnly()
     async with client(build_transport(LOOPBACK, network_backend=net)) as c:
         r = await c.get(f"http://127.0.0.1:{stub.port}/v1/models")
@@ -103,7 +66,7 @@ async def test_allowlisted_loopback_connects(stub: Stub) -> None:
     assert net.connects == [("127.0.0.1", stub.port)]
 
 
-async def test_loopback_not_allowlisted_refused_before_connect(stub: Stub) -> None:
+async def test_loopback_not_allowlisted_refused_before_connect(stub: Upstream) -> None:
     net = LoopbackOnly()
     async with client(build_transport(Allowlist(), network_backend=net)) as c:
         for url in [
@@ -118,7 +81,7 @@ async def test_loopback_not_allowlisted_refused_before_connect(stub: Stub) -> No
     assert stub.connections == 0
 
 
-async def test_localhost_refused_unless_allowlisted(stub: Stub) -> None:
+async def test_localhost_refused_unless_allowlisted(stub: Upstream) -> None:
     """The real system resolver (``localhost`` is answered from /etc/hosts)."""
     net = LoopbackOnly()
     async with client(build_transport(Allowlist(), network_backend=net)) as c:
@@ -131,7 +94,7 @@ async def test_localhost_refused_unless_allowlisted(stub: Stub) -> None:
     assert stub.hosts == [f"localhost:{stub.port}"]
 
 
-async def test_name_resolving_to_loopback_refused_at_connect(stub: Stub) -> None:
+async def test_name_resolving_to_loopback_refused_at_connect(stub: Upstream) -> None:
     """A name that passes the static check is caught after resolution, before connecting."""
     net = LoopbackOnly()
 
@@ -149,8 +112,8 @@ async def test_dns_rebinding_cannot_switch_the_address(tmp_path: Path) -> None:
     """The resolver answers loopback, then a private address: the socket goes to the
     first (checked) answer; httpcore never resolves again for that connection, and a
     new connection that gets the private answer is refused without a packet."""
-    stub = Stub()
-    server, trust = await _tls_server(tmp_path, "rebind.test", stub)
+    stub = Upstream()
+    server_ctx, trust = contexts(tmp_path, "rebind.test")
     answers = [["127.0.0.1"], ["10.0.0.1"], ["10.0.0.1"]]
     calls: list[str] = []
 
@@ -159,7 +122,7 @@ async def test_dns_rebinding_cannot_switch_the_address(tmp_path: Path) -> None:
         return answers[len(calls) - 1]
 
     net = LoopbackOnly()
-    async with server:
+    async with serve(stub, tls=server_ctx):
         t = build_transport(LOOPBACK, resolver=rebinding, network_backend=net, verify=trust)
         async with client(t) as c:
             r1 = await c.get(f"https://rebind.test:{stub.port}/a")
@@ -177,26 +140,15 @@ async def test_dns_rebinding_cannot_switch_the_address(tmp_path: Path) -> None:
         assert stub.connections == 1
 
 
-async def _tls_server(tmp: Path, name: str, stub: Stub) -> tuple[asyncio.Server, ssl.SSLContext]:
-    """An https stub on 127.0.0.1 with a self-signed certificate for ``name``."""
-    cert, key = self_signed(tmp, name)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    server_ctx.sni_callback = lambda _sock, sni, _ctx: stub.sni.append(sni)
-    server = await asyncio.start_server(stub.handle, "127.0.0.1", 0, ssl=server_ctx)
-    stub.port = server.sockets[0].getsockname()[1]
-    return server, ssl.create_default_context(cafile=str(cert))
-
-
 async def test_tls_sni_and_verification_use_the_hostname(tmp_path: Path) -> None:
     """Pinned to 127.0.0.1, yet SNI is the name and the certificate is verified for it."""
-    stub = Stub()
-    server, trust = await _tls_server(tmp_path, "upstream.test", stub)
+    stub = Upstream()
+    server_ctx, trust = contexts(tmp_path, "upstream.test")
 
     async def resolver(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
-    async with server:
+    async with serve(stub, tls=server_ctx):
         net = LoopbackOnly()
         t = build_transport(LOOPBACK, resolver=resolver, network_backend=net, verify=trust)
         async with client(t) as c:
@@ -213,8 +165,9 @@ async def test_tls_sni_and_verification_use_the_hostname(tmp_path: Path) -> None
                 await c.get(f"https://other.test:{stub.port}/v1/models")
 
 
-async def test_redirects_not_followed_and_guarded_if_they_were(stub: Stub) -> None:
-    stub.location = "http://169.254.169.254/latest/meta-data/iam"
+async def test_redirects_not_followed_and_guarded_if_they_were(stub: Upstream) -> None:
+    location = ("location", "http://169.254.169.254/latest/meta-data/iam")
+    stub.reply = lambda _seen: answer(302, b"", location)
     net = LoopbackOnly()
     async with client(build_transport(LOOPBACK, network_backend=net)) as c:
         assert c.follow_redirects is False
@@ -226,7 +179,9 @@ async def test_redirects_not_followed_and_guarded_if_they_were(stub: Stub) -> No
     assert net.connects == [("127.0.0.1", stub.port)]
 
 
-async def test_environment_proxy_is_ignored(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_environment_proxy_is_ignored(
+    stub: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An explicit transport means httpx never routes via HTTP(S)_PROXY (a bypass)."""
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(var, "http://10.0.0.1:3128")
@@ -265,7 +220,7 @@ def test_bypassing_options_refused() -> None:
         build_transport(Allowlist(), uds="/var/run/docker.sock")
 
 
-async def test_static_verdict_cache_is_per_origin(stub: Stub) -> None:
+async def test_static_verdict_cache_is_per_origin(stub: Upstream) -> None:
     """The transport caches the static check per (scheme, host, port, userinfo): an admitted
     origin does not admit its neighbours, userinfo or another scheme."""
     net = LoopbackOnly()

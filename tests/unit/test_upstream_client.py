@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import ssl
 from pathlib import Path
 
 import httpx
 import pytest
 from stubs.loopback import SafetyNet, Seen, Upstream, answer, serve
-from stubs.tls import self_signed
+from stubs.tls import contexts
 
 from byollm_router import upstream
 from byollm_router.guard import Allowlist, GuardError
@@ -199,14 +198,6 @@ async def test_resolution_failure_and_slow_dns_map_to_connect_errors() -> None:
     assert net.connects == []
 
 
-async def _tls_upstream(tmp: Path, name: str) -> tuple[Upstream, ssl.SSLContext, ssl.SSLContext]:
-    cert, key = self_signed(tmp, name)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    trust = ssl.create_default_context(cafile=str(cert))
-    return Upstream(), server_ctx, trust
-
-
 async def test_tls_pinned_to_the_checked_address_sni_and_certificate_on_the_name(
     tmp_path: Path,
 ) -> None:
@@ -218,14 +209,14 @@ async def test_tls_pinned_to_the_checked_address_sni_and_certificate_on_the_name
     async def rebinding(host: str, port: int) -> list[str]:
         return answers.pop(0)
 
-    up, server_ctx, trust = await _tls_upstream(tmp_path, "upstream.test")
+    up, (server_ctx, trust) = Upstream(), contexts(tmp_path, "upstream.test")
     async with serve(up, tls=server_ctx):
         c, net = client(resolver=rebinding, ssl_context=trust)
         url = f"https://upstream.test:{up.port}/v1"
         assert await fetch(c, url) == b'{"ok":true}'
         assert await fetch(c, url) == b'{"ok":true}'  # pooled: no second resolution
         assert up.sni == ["upstream.test"]
-        assert [s.headers["host"] for s in up.seen] == [f"upstream.test:{up.port}"] * 2
+        assert up.hosts == [f"upstream.test:{up.port}"] * 2
         await c.aclose()  # pool emptied: the next request resolves again
         c2, net2 = client(resolver=rebinding, ssl_context=trust)
         with pytest.raises(GuardError, match=r"10\.0\.0\.1 \(private\)"):
@@ -238,7 +229,7 @@ async def test_tls_certificate_for_another_name_fails_to_connect(tmp_path: Path)
     async def resolver(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
-    up, server_ctx, trust = await _tls_upstream(tmp_path, "upstream.test")
+    up, (server_ctx, trust) = Upstream(), contexts(tmp_path, "upstream.test")
     async with serve(up, tls=server_ctx):
         c, _ = client(resolver=resolver, ssl_context=trust)
         with pytest.raises(httpx.ConnectError, match=r"certificate|hostname"):
