@@ -387,12 +387,8 @@ class RouterApp:
                         raw = await self._read_body(receive, clen)
                 except TimeoutError:
                     raise errors.request_timeout() from None
-                if route == "chat_completions":
-                    await self._chat(raw, client_headers, receive, send, ctx)
-                elif route in protocol_calls.X_API_KEY_ROUTES:
-                    await self._protocol(route, raw, client_headers, receive, send, ctx)
-                else:
-                    await self._embeddings(raw, client_headers, receive, send, ctx)
+                call = await self._body_call(route, raw, client_headers, ctx)
+                await self._proxy(route, call, ctx.stream is True, receive, send, ctx)
         except errors.RouterError as exc:
             ctx.error = exc.code
             if not ctx.started:
@@ -519,31 +515,20 @@ class RouterApp:
 
     # --- routes ---------------------------------------------------------------------------
 
-    async def _chat(
-        self,
-        raw: bytes,
-        client_headers: dict[str, str],
-        receive: Receive,
-        send: Send,
-        ctx: _Ctx,
-    ) -> None:
+    async def _body_call(
+        self, route: str, raw: bytes, client_headers: dict[str, str], ctx: _Ctx
+    ) -> UpstreamCall:
+        """The provider's call for a route with a JSON body. Chat completions and the
+        Responses and Messages APIs get model defaulting and auto-routing (which also sets
+        ``ctx.stream`` from the body); embeddings go as sent and never stream."""
         body = _loads(raw)
-        content = await self._choose_model(body, raw, ctx)
-        call = self.provider.chat(body, content, client_headers)
-        await self._proxy("chat_completions", call, ctx.stream is True, receive, send, ctx)
-
-    async def _protocol(
-        self,
-        route: str,
-        raw: bytes,
-        client_headers: dict[str, str],
-        receive: Receive,
-        send: Send,
-        ctx: _Ctx,
-    ) -> None:
-        """The Responses and Messages APIs: model defaulting and auto-routing as for chat
-        completions, then the provider's call (pass-through or translated)."""
-        body = _loads(raw)
+        if route == "chat_completions":
+            content = await self._choose_model(body, raw, ctx)
+            return self.provider.chat(body, content, client_headers)
+        if route not in protocol_calls.X_API_KEY_ROUTES:
+            return self.provider.embeddings(body, raw, client_headers)
+        # The Responses and Messages APIs: the provider's call is a pass-through or a
+        # translation.
         content = await self._choose_model(
             body,
             raw,
@@ -554,12 +539,10 @@ class RouterApp:
         )
         limit = self.cfg.max_buffered_response_bytes
         if route == protocol_calls.RESPONSES:
-            call = protocol_calls.responses(self.provider, body, content, client_headers, limit)
-        elif route == protocol_calls.MESSAGES:
-            call = protocol_calls.messages(self.provider, body, content, client_headers, limit)
-        else:
-            call = protocol_calls.count_tokens(self.provider, content, client_headers)
-        await self._proxy(route, call, ctx.stream is True, receive, send, ctx)
+            return protocol_calls.responses(self.provider, body, content, client_headers, limit)
+        if route == protocol_calls.MESSAGES:
+            return protocol_calls.messages(self.provider, body, content, client_headers, limit)
+        return protocol_calls.count_tokens(self.provider, content, client_headers)
 
     async def _choose_model(
         self,
@@ -600,18 +583,6 @@ class RouterApp:
             changed = True
         ctx.stream = body.get("stream") is True
         return dump_json(body) if changed else raw
-
-    async def _embeddings(
-        self,
-        raw: bytes,
-        client_headers: dict[str, str],
-        receive: Receive,
-        send: Send,
-        ctx: _Ctx,
-    ) -> None:
-        body = _loads(raw)
-        call = self.provider.embeddings(body, raw, client_headers)
-        await self._proxy("embeddings", call, False, receive, send, ctx)
 
     async def _models(
         self, client_headers: dict[str, str], receive: Receive, send: Send, ctx: _Ctx
