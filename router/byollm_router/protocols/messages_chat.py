@@ -16,8 +16,9 @@ import orjson
 
 from byollm_router import errors
 from byollm_router.contract import DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+from byollm_router.errors import bad_field as _bad
 from byollm_router.protocols.sse import SSESplitter, event, load_event
-from byollm_router.providers.base import StreamTranslator, json_loads
+from byollm_router.providers.base import StreamTranslator, json_loads, text_field
 
 # Messages fields with a chat-completions equivalent (translated below) ...
 _TRANSLATED = frozenset(
@@ -48,17 +49,6 @@ FINISH_TO_STOP: dict[str | None, str] = {
 }
 
 
-def _bad(param: str, message: str) -> errors.RouterError:
-    return errors.bad_field(param, message)
-
-
-def _text(block: Mapping[str, Any], where: str) -> str:
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise _bad(f"{where}.text", "A text block's text must be a string.")
-    return text
-
-
 def image_url(block: Mapping[str, Any], where: str) -> str:
     """An Anthropic image block's source as an OpenAI ``image_url`` URL."""
     source = block.get("source")
@@ -75,18 +65,25 @@ def image_url(block: Mapping[str, Any], where: str) -> str:
     raise _bad(f"{where}.source.type", f"Image source type {kind!r} cannot be translated.")
 
 
+def _texts(blocks: list[Any], where: str, refusal: str) -> list[str]:
+    """The texts of a list that may hold text blocks only (``where``: the list's dotted
+    path; ``refusal``: the 400's message for any other block)."""
+    texts = []
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise _bad(f"{where}.{i}", refusal)
+        texts.append(text_field(block, f"{where}.{i}", "block"))
+    return texts
+
+
 def _system(system: Any) -> str | None:
     if system is None:
         return None
     if isinstance(system, str):
         return system
     if isinstance(system, list):
-        texts = []
-        for i, block in enumerate(system):
-            if not isinstance(block, dict) or block.get("type") != "text":
-                raise _bad(f"system.{i}", "Only text blocks can be translated in system.")
-            texts.append(_text(block, f"system.{i}"))
-        return "\n\n".join(texts)
+        refusal = "Only text blocks can be translated in system."
+        return "\n\n".join(_texts(system, "system", refusal))
     raise _bad("system", "system must be a string or a list of text blocks.")
 
 
@@ -97,12 +94,8 @@ def _tool_result_content(block: Mapping[str, Any], where: str) -> str:
     elif isinstance(content, str):
         text = content
     elif isinstance(content, list):
-        parts = []
-        for k, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise _bad(f"{where}.content.{k}", "Only text can be translated in a tool_result.")
-            parts.append(_text(part, f"{where}.content.{k}"))
-        text = "".join(parts)
+        refusal = "Only text can be translated in a tool_result."
+        text = "".join(_texts(content, f"{where}.content", refusal))
     else:
         raise _bad(f"{where}.content", "tool_result content must be a string or a list.")
     if block.get("is_error") is True:
@@ -123,7 +116,7 @@ def _user(content: Any, where: str, out: list[dict[str, Any]]) -> None:
         at = f"{where}.content.{j}"
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            parts.append({"type": "text", "text": _text(block, at)})
+            parts.append({"type": "text", "text": text_field(block, at, "block")})
         elif kind == "image":
             parts.append({"type": "image_url", "image_url": {"url": image_url(block, at)}})
         elif kind == "tool_result":
@@ -157,7 +150,7 @@ def _assistant(content: Any, where: str, out: list[dict[str, Any]]) -> None:
         at = f"{where}.content.{j}"
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(_text(block, at))
+            texts.append(text_field(block, at, "block"))
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 raise _bad(at, "A tool_use block needs an id and a name.")

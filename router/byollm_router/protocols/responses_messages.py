@@ -18,9 +18,16 @@ import orjson
 
 from byollm_router import errors
 from byollm_router.contract import DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+from byollm_router.errors import bad_field as _bad
 from byollm_router.protocols.sse import SSESplitter, event, load_event
-from byollm_router.providers.anthropic import DEFAULT_MAX_TOKENS, image_block
-from byollm_router.providers.base import StreamTranslator, json_loads
+from byollm_router.providers.anthropic import (
+    DEFAULT_MAX_TOKENS,
+    function_tool,
+    image_block,
+    text_blocks,
+    tool_result,
+)
+from byollm_router.providers.base import StreamTranslator, json_loads, string_field, text_field
 
 # Fields translated below, and fields that only steer OpenAI's own service (storage,
 # caching, truncation, logging) and are dropped: Anthropic stores nothing to retrieve.
@@ -64,20 +71,9 @@ _STOP_STATUS: dict[str | None, tuple[str, str | None]] = {
 }
 
 
-def _bad(param: str, message: str) -> errors.RouterError:
-    return errors.bad_field(param, message)
-
-
-def _text(part: Mapping[str, Any], where: str) -> str:
-    text = part.get("text")
-    if not isinstance(text, str):
-        raise _bad(f"{where}.text", "A text part's text must be a string.")
-    return text
-
-
 def _content(content: Any, where: str, role: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
+        return text_blocks(content)
     if not isinstance(content, list):
         raise _bad(where, "content must be a string or a list of parts.")
     blocks: list[dict[str, Any]] = []
@@ -85,9 +81,7 @@ def _content(content: Any, where: str, role: str) -> list[dict[str, Any]]:
         at = f"{where}[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("input_text", "output_text", "text"):
-            text = _text(part, at)
-            if text:
-                blocks.append({"type": "text", "text": text})
+            blocks.extend(text_blocks(text_field(part, at)))
         elif kind == "input_image" and role == "user":
             url = part.get("image_url")
             if not isinstance(url, str):
@@ -116,7 +110,7 @@ def _output(value: Any, where: str) -> str:
         return value
     if isinstance(value, list):
         return "".join(
-            _text(p, f"{where}[{k}]") for k, p in enumerate(value) if isinstance(p, dict)
+            text_field(p, f"{where}[{k}]") for k, p in enumerate(value) if isinstance(p, dict)
         )
     raise _bad(where, "A function_call_output's output must be a string.")
 
@@ -129,8 +123,7 @@ def convert_input(
     if instructions is not None:
         if not isinstance(instructions, str):
             raise _bad("instructions", "instructions must be a string.")
-        if instructions:
-            system.append({"type": "text", "text": instructions})
+        system.extend(text_blocks(instructions))
     messages: list[dict[str, Any]] = []
     if isinstance(value, str):
         return system, [{"role": "user", "content": value}]
@@ -162,15 +155,10 @@ def convert_input(
             block = {"type": "tool_use", "id": call_id, "name": name, "input": args}
             _push(messages, "assistant", [block])
         elif kind == "function_call_output":
-            call_id = item.get("call_id")
-            if not isinstance(call_id, str):
-                raise _bad(f"{where}.call_id", "A function_call_output needs call_id.")
-            result = {
-                "type": "tool_result",
-                "tool_use_id": call_id,
-                "content": _output(item.get("output"), f"{where}.output"),
-            }
-            _push(messages, "user", [result])
+            needs = "A function_call_output needs call_id."
+            call_id = string_field(item, "call_id", where, needs)
+            output = _output(item.get("output"), f"{where}.output")
+            _push(messages, "user", [tool_result(call_id, output)])
         elif kind == "reasoning":
             continue  # OpenAI's reasoning of an earlier turn: nothing Anthropic can take back
         else:
@@ -193,11 +181,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             )
         if not isinstance(tool.get("name"), str):
             raise _bad(f"tools[{i}].name", "A function tool needs a name.")
-        schema = tool.get("parameters") or {"type": "object", "properties": {}}
-        converted: dict[str, Any] = {"name": tool["name"], "input_schema": schema}
-        if isinstance(tool.get("description"), str) and tool["description"]:
-            converted["description"] = tool["description"]
-        out.append(converted)
+        out.append(function_tool(tool["name"], tool.get("parameters"), tool.get("description")))
     return out
 
 

@@ -22,6 +22,7 @@ import orjson
 
 from byollm_router import contract, errors
 from byollm_router.contract import DEFAULT_MAX_BUFFERED_RESPONSE_BYTES
+from byollm_router.errors import bad_field as _bad
 from byollm_router.providers.base import (
     LocalAnswer,
     Provider,
@@ -30,6 +31,8 @@ from byollm_router.providers.base import (
     base_headers,
     dump_json,
     json_loads,
+    string_field,
+    text_field,
     with_forwarded,
 )
 
@@ -51,19 +54,6 @@ STOP_REASONS: dict[str | None, str] = {
 }
 
 
-def _bad(param: str, message: str) -> errors.RouterError:
-    return errors.bad_field(param, message)
-
-
-def _part_text(part: Mapping[str, Any], param: str) -> str:
-    """The ``text`` of a text part: a string (``str()`` of a client value is not safe:
-    integers of more than 4300 digits refuse it)."""
-    text = part.get("text", "")
-    if not isinstance(text, str):
-        raise _bad(f"{param}.text", "A text part's text must be a string.")
-    return text
-
-
 # --- request: OpenAI → Anthropic ----------------------------------------------------------
 
 
@@ -78,9 +68,14 @@ def _text_of(content: Any, param: str) -> str:
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise _bad(param, "Only text parts are supported here by provider anthropic.")
-            texts.append(_part_text(part, param))
+            texts.append(text_field(part, param, missing=""))
         return "".join(texts)
     raise _bad(param, "Message content must be a string or a list of parts.")
+
+
+def text_blocks(text: str) -> list[dict[str, Any]]:
+    """A text as Anthropic content blocks: one text block, or none for an empty text."""
+    return [{"type": "text", "text": text}] if text else []
 
 
 def image_block(url: str, param: str) -> dict[str, Any]:
@@ -109,9 +104,7 @@ def _user_blocks(content: Any, param: str) -> str | list[dict[str, Any]]:
         where = f"{param}[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            text = _part_text(part, where)
-            if text:
-                blocks.append({"type": "text", "text": text})
+            blocks.extend(text_blocks(text_field(part, where, missing="")))
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
@@ -129,9 +122,7 @@ def _assistant_blocks(msg: Mapping[str, Any], param: str) -> list[dict[str, Any]
     if isinstance(content, list):
         for j, part in enumerate(content):
             if isinstance(part, dict) and part.get("type") == "text":
-                text = _part_text(part, f"{param}.content[{j}]")
-                if text:
-                    blocks.append({"type": "text", "text": text})
+                blocks.extend(text_blocks(text_field(part, f"{param}.content[{j}]", missing="")))
     elif isinstance(content, str) and content:
         blocks.append({"type": "text", "text": content})
     elif content is not None and not isinstance(content, list):
@@ -171,6 +162,11 @@ def _append(messages: list[dict[str, Any]], role: str, content: Any) -> None:
         messages.append({"role": role, "content": content})
 
 
+def tool_result(tool_use_id: str, content: str) -> dict[str, Any]:
+    """An Anthropic ``tool_result`` block: the answer to the ``tool_use`` of that id."""
+    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
+
+
 def convert_messages(
     openai_messages: Any,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -185,9 +181,7 @@ def convert_messages(
             raise _bad(param, "Each message must be an object.")
         role = msg.get("role")
         if role in ("system", "developer"):
-            text = _text_of(msg.get("content"), f"{param}.content")
-            if text:
-                system.append({"type": "text", "text": text})
+            system.extend(text_blocks(_text_of(msg.get("content"), f"{param}.content")))
         elif role == "user":
             _append(out, "user", _user_blocks(msg.get("content"), f"{param}.content"))
         elif role == "assistant":
@@ -195,18 +189,25 @@ def convert_messages(
             if blocks:
                 _append(out, "assistant", blocks)
         elif role == "tool":
-            tool_id = msg.get("tool_call_id")
-            if not isinstance(tool_id, str):
-                raise _bad(f"{param}.tool_call_id", "A tool message needs tool_call_id.")
-            result = {
-                "type": "tool_result",
-                "tool_use_id": tool_id,
-                "content": _text_of(msg.get("content"), f"{param}.content"),
-            }
-            _append(out, "user", [result])
+            needs = "A tool message needs tool_call_id."
+            tool_id = string_field(msg, "tool_call_id", param, needs)
+            content = _text_of(msg.get("content"), f"{param}.content")
+            _append(out, "user", [tool_result(tool_id, content)])
         else:
             raise _bad(f"{param}.role", f"Role {role!r} is not supported by provider anthropic.")
     return system, out
+
+
+def function_tool(name: str, parameters: Any, description: Any) -> dict[str, Any]:
+    """A function tool as Anthropic takes it: no parameters is an object schema without
+    properties, and a description is sent only when it is a non-empty string."""
+    converted: dict[str, Any] = {
+        "name": name,
+        "input_schema": parameters or {"type": "object", "properties": {}},
+    }
+    if isinstance(description, str) and description:
+        converted["description"] = description
+    return converted
 
 
 def convert_tools(tools: Any) -> list[dict[str, Any]]:
@@ -219,16 +220,12 @@ def convert_tools(tools: Any) -> list[dict[str, Any]]:
             raise _bad(f"tools[{i}]", "Only function tools are supported by provider anthropic.")
         if not isinstance(fn.get("name"), str):
             raise _bad(f"tools[{i}].function.name", "A function tool needs a name.")
-        schema = fn.get("parameters") or {"type": "object", "properties": {}}
-        if not isinstance(schema, dict):
+        if not isinstance(fn.get("parameters") or {}, dict):
             raise _bad(f"tools[{i}].function.parameters", "parameters must be a JSON schema.")
-        converted: dict[str, Any] = {"name": fn["name"], "input_schema": schema}
         description = fn.get("description")
         if description is not None and not isinstance(description, str):
             raise _bad(f"tools[{i}].function.description", "description must be a string.")
-        if description:
-            converted["description"] = description
-        out.append(converted)
+        out.append(function_tool(fn["name"], fn.get("parameters"), description))
     return out
 
 

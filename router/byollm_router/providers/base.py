@@ -145,3 +145,25 @@ def json_loads(raw: bytes | str) -> Any:
             return json.loads(raw)
         except RecursionError:  # nesting deeper than the stack
             raise ValueError("JSON nested too deeply") from None
+
+
+def text_field(
+    item: Mapping[str, Any], where: str, noun: str = "part", missing: str | None = None
+) -> str:
+    """The ``text`` of a client's text part or block, which must be a string (``str()`` of a
+    client value is not safe: integers of more than 4300 digits refuse it); otherwise the
+    caller's 400 naming ``<where>.text``. ``missing``: what an absent ``text`` stands for
+    (``None``: absent is refused like a wrong type)."""
+    text = item.get("text", missing)
+    if not isinstance(text, str):
+        raise errors.bad_field(f"{where}.text", f"A text {noun}'s text must be a string.")
+    return text
+
+
+def string_field(item: Mapping[str, Any], key: str, where: str, message: str) -> str:
+    """``item[key]``, which must be a string; otherwise the caller's 400 naming
+    ``<where>.<key>``."""
+    value = item.get(key)
+    if not isinstance(value, str):
+        raise errors.bad_field(f"{where}.{key}", message)
+    return value
