@@ -188,6 +188,17 @@ class Controller:
         if self.owns(ns):
             self.queue.add((ns, name), lane)
 
+    def _arrived(self, type_: str | None, body: dict[str, Any]) -> tuple[str, str] | None:
+        """(namespace, name) of a watch event's object, a deleted one already dropped from
+        the cache; None when the object lacks either (nothing to key it by)."""
+        meta = body.get("metadata") or {}
+        ns, name = meta.get("namespace"), meta.get("name")
+        if not ns or not name:
+            return None
+        if type_ == "DELETED":
+            self.store.delete(body)
+        return ns, name
+
     def _take(
         self, type_: str | None, body: dict[str, Any], p: str
     ) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
@@ -205,14 +216,14 @@ class Controller:
         return old, new
 
     def on_llmconfig(self, type_: str | None, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        ns, name = meta.get("namespace"), meta.get("name")
-        if not ns or not name:
+        key = self._arrived(type_, body)
+        if key is None:
             return
+        ns, name = key
         if type_ == "DELETED":
-            self.store.delete(body)
             self._done.pop((ns, name), None)
             return
+        meta = body["metadata"]
         p = path(body["apiVersion"], body["kind"], ns, name)
         taken = self._take(type_, body, p)
         if taken is None or self.rec.kube.own_write(p, meta.get("resourceVersion")):
@@ -228,30 +239,27 @@ class Controller:
         self._enqueue(ns, name, Lane.SPEC if spec_changed else Lane.CHILD)
 
     def on_key_secret(self, type_: str | None, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        ns, name = meta.get("namespace"), meta.get("name")
-        if not ns or not name:
+        key = self._arrived(type_, body)
+        if key is None:
             return
-        if type_ == "DELETED":
-            self.store.delete(body)
-        elif self._take(type_, body, path("v1", "Secret", ns, name)) is None:
+        ns, name = key
+        if type_ != "DELETED" and self._take(type_, body, path("v1", "Secret", ns, name)) is None:
             return
         for llmc in self.store.users_of_secret(ns, name):
             self._enqueue(ns, llmc, Lane.SPEC)
 
     def on_child(self, type_: str | None, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        ns = meta.get("namespace")
-        labels = meta.get("labels") or {}
-        parent = labels.get(builders.LABEL_CONFIG)
-        if not ns or not meta.get("name"):
+        key = self._arrived(type_, body)
+        if key is None:
             return
+        ns, name = key
+        meta = body["metadata"]
+        parent = (meta.get("labels") or {}).get(builders.LABEL_CONFIG)
         if type_ == "DELETED":
-            self.store.delete(body)
             if parent:
                 self._enqueue(ns, parent, Lane.SPEC)  # put it back
             return
-        p = path(body["apiVersion"], body["kind"], ns, meta["name"])
+        p = path(body["apiVersion"], body["kind"], ns, name)
         taken = self._take(type_, body, p)
         if taken is None or not parent:
             return
