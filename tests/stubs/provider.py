@@ -227,19 +227,32 @@ def _anthropic_event(name: str, obj: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
 
 
+def _block_event(name: str, index: int, field: str, value: dict[str, Any]) -> bytes:
+    """An Anthropic content-block event: ``{"type": name, "index": index, field: value}``."""
+    return _anthropic_event(name, {"type": name, "index": index, field: value})
+
+
+def _openai_failure(
+    status: int,
+    message: str,
+    code: str | None = None,
+    kind: str = "invalid_request_error",
+    headers: list[tuple[str, str]] | None = None,
+) -> Reply:
+    """An error answer in OpenAI's shape: ``{"error": {message, type, param, code}}``."""
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return Reply(status, body, headers or [])
+
+
+def _azure_failure(status: int, message: str, code: str | None = None) -> Reply:
+    """An error answer in Azure's shape: ``{"error": {code, message}}`` (the code defaults
+    to the status)."""
+    return Reply(status, {"error": {"code": code or str(status), "message": message}})
+
+
 def _openai_bad_json() -> Reply:
     """OpenAI's answer to a body that is not JSON."""
-    return Reply(
-        400,
-        {
-            "error": {
-                "message": "We could not parse the JSON body of your request.",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
-        },
-    )
+    return _openai_failure(400, "We could not parse the JSON body of your request.")
 
 
 def _failure_status(model: str) -> int | None:
@@ -557,30 +570,10 @@ class StubProvider:
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
             )
-            return Reply(
-                401,
-                {
-                    "error": {
-                        "message": msg,
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            return _openai_failure(401, msg)
         if self.s.api_key is not None and key != self.s.api_key:
             msg = f"Incorrect API key provided: {_mask(key)}. You can find your API key at https://platform.openai.com/account/api-keys."
-            return Reply(
-                401,
-                {
-                    "error": {
-                        "message": msg,
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": "invalid_api_key",
-                    }
-                },
-            )
+            return _openai_failure(401, msg, "invalid_api_key")
         return None
 
     def _openai_error(self, status: int, model: str) -> Reply:
@@ -628,9 +621,22 @@ class StubProvider:
                 ("x-ratelimit-limit-requests", "3"),
                 ("x-ratelimit-remaining-requests", "0"),
             ]
-        return Reply(
-            status, {"error": {"message": msg, "type": kind, "param": None, "code": code}}, headers
-        )
+        return _openai_failure(status, msg, code, kind, headers)
+
+    def _openai_caller(self, req: Request, entry: dict[str, Any], provider: str) -> Reply | None:
+        """Note the provider and check an OpenAI caller's key (the Azure routes check
+        theirs before they get here): None, or the answer that refuses the call."""
+        entry["provider"] = provider
+        return self._openai_auth(req, entry) if provider == "openai" else None
+
+    def _openai_body(
+        self, req: Request, entry: dict[str, Any], provider: str
+    ) -> dict[str, Any] | Reply:
+        """The JSON body of an OpenAI-wire call, or the answer that refuses the call."""
+        if (refused := self._openai_caller(req, entry, provider)) is not None:
+            return refused
+        body = self._body(req, entry)
+        return _openai_bad_json() if body is None else body
 
     def _injected(self, model: str, error: Callable[[int, str], Reply]) -> Reply | None:
         if model == "stub-hang":
@@ -641,25 +647,12 @@ class StubProvider:
         return error(status, model) if status is not None else None
 
     def _openai_chat(self, req: Request, entry: dict[str, Any], provider: str) -> Reply:
-        entry["provider"] = provider
-        if provider == "openai" and (auth := self._openai_auth(req, entry)) is not None:
-            return auth
-        body = self._body(req, entry)
-        if body is None:
-            return _openai_bad_json()
+        body = self._openai_body(req, entry, provider)
+        if isinstance(body, Reply):
+            return body
         model = str(entry.get("deployment") or body.get("model") or self.s.default_model)
         if not model:
-            return Reply(
-                400,
-                {
-                    "error": {
-                        "message": "you must provide a model parameter",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            return _openai_failure(400, "you must provide a model parameter")
         injected = self._injected(
             model, self._openai_error if provider == "openai" else self._azure_error
         ) or _huge_or_boundless(model, body.get("stream") is True, "openai")
@@ -785,12 +778,9 @@ class StubProvider:
         return Reply(stream=self._paced(events, model))
 
     def _openai_embeddings(self, req: Request, entry: dict[str, Any], provider: str) -> Reply:
-        entry["provider"] = provider
-        if provider == "openai" and (auth := self._openai_auth(req, entry)) is not None:
-            return auth
-        body = self._body(req, entry)
-        if body is None:
-            return _openai_bad_json()
+        body = self._openai_body(req, entry, provider)
+        if isinstance(body, Reply):
+            return body
         model = str(entry.get("deployment") or body.get("model") or "")
         injected = self._injected(
             model, self._openai_error if provider == "openai" else self._azure_error
@@ -825,12 +815,9 @@ class StubProvider:
     def _openai_responses(self, req: Request, entry: dict[str, Any], provider: str) -> Reply:
         """``POST /v1/responses``: a Response (or its event stream) echoing the last user
         input, or a function_call when tools are given and the last item is not a result."""
-        entry["provider"] = provider
-        if provider == "openai" and (auth := self._openai_auth(req, entry)) is not None:
-            return auth
-        body = self._body(req, entry)
-        if body is None:
-            return _openai_bad_json()
+        body = self._openai_body(req, entry, provider)
+        if isinstance(body, Reply):
+            return body
         model = str(body.get("model") or self.s.default_model)
         if not model:
             return self._openai_error(400, model)
@@ -970,9 +957,8 @@ class StubProvider:
 
     def _openai_response_item(self, req: Request, entry: dict[str, Any], provider: str) -> Reply:
         """``GET``/``DELETE /v1/responses/{id}``, ``GET /v1/responses/{id}/input_items``."""
-        entry["provider"] = provider
-        if provider == "openai" and (auth := self._openai_auth(req, entry)) is not None:
-            return auth
+        if (refused := self._openai_caller(req, entry, provider)) is not None:
+            return refused
         rest = req.path.split("/responses/", 1)[1]
         rid, _, sub = rest.partition("/")
         entry["response_id"] = rid
@@ -980,18 +966,8 @@ class StubProvider:
         if stored is None:
             message = f"Response with id '{rid}' not found."
             if provider == "azure":
-                return Reply(404, {"error": {"code": "404", "message": message}})
-            return Reply(
-                404,
-                {
-                    "error": {
-                        "message": message,
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+                return _azure_failure(404, message)
+            return _openai_failure(404, message)
         response, items = stored
         if sub == "input_items" and req.method == "GET":
             limit = int(req.query.get("limit", ["20"])[0])
@@ -1024,29 +1000,16 @@ class StubProvider:
         version = (req.query.get("api-version") or [""])[0]
         entry["api_version"] = version
         if not version:
-            return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+            return _azure_failure(404, "Resource not found")
         if version < "2025-03-01":
-            return Reply(
-                400,
-                {
-                    "error": {
-                        "code": "BadRequest",
-                        "message": f"Azure OpenAI Responses API is enabled only for "
-                        f"api-version 2025-03-01-preview and later; got {version}",
-                    }
-                },
+            msg = (
+                "Azure OpenAI Responses API is enabled only for api-version "
+                f"2025-03-01-preview and later; got {version}"
             )
+            return _azure_failure(400, msg, "BadRequest")
         if not key or (self.s.api_key is not None and key != self.s.api_key):
-            return Reply(
-                401,
-                {
-                    "error": {
-                        "code": "401",
-                        "message": "Access denied due to "
-                        "invalid subscription key or wrong API endpoint.",
-                    }
-                },
-            )
+            msg = "Access denied due to invalid subscription key or wrong API endpoint."
+            return _azure_failure(401, msg)
         if req.path == "/openai/responses":
             return self._openai_responses(req, entry, provider="azure")
         return self._openai_response_item(req, entry, provider="azure")
@@ -1086,21 +1049,21 @@ class StubProvider:
         entry["auth"] = "api-key" if key else None
         entry["api_key"] = key
         if len(parts) < 5 or not req.query.get("api-version"):
-            return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+            return _azure_failure(404, "Resource not found")
         if not key or (self.s.api_key is not None and key != self.s.api_key):
             msg = (
                 "Access denied due to invalid subscription key or wrong API endpoint. Make "
                 "sure to provide a valid key for an active subscription and use a correct "
                 "regional API endpoint for your resource."
             )
-            return Reply(401, {"error": {"code": "401", "message": msg}})
+            return _azure_failure(401, msg)
         entry["deployment"] = parts[3]
         operation = "/".join(parts[4:])
         if operation == "chat/completions":
             return self._openai_chat(req, entry, provider="azure")
         if operation == "embeddings":
             return self._openai_embeddings(req, entry, provider="azure")
-        return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        return _azure_failure(404, "Resource not found")
 
     # - Anthropic -
 
@@ -1261,56 +1224,19 @@ class StubProvider:
         ]
         for index, block in enumerate(content):
             if block["type"] == "text":
-                events.append(
-                    ev(
-                        "content_block_start",
-                        {
-                            "type": "content_block_start",
-                            "index": index,
-                            "content_block": {"type": "text", "text": ""},
-                        },
-                    )
-                )
+                first = {"type": "text", "text": ""}
+                events.append(_block_event("content_block_start", index, "content_block", first))
                 pieces = _pieces(block["text"], 50 if model == "stub-slow" else self.s.chunks)
-                events += [
-                    ev(
-                        "content_block_delta",
-                        {
-                            "type": "content_block_delta",
-                            "index": index,
-                            "delta": {"type": "text_delta", "text": p},
-                        },
-                    )
-                    for p in pieces
-                ]
+                delta = "text_delta", "text"
             else:
-                events.append(
-                    ev(
-                        "content_block_start",
-                        {
-                            "type": "content_block_start",
-                            "index": index,
-                            "content_block": {
-                                "type": "tool_use",
-                                "id": block["id"],
-                                "name": block["name"],
-                                "input": {},
-                            },
-                        },
-                    )
-                )
-                args = json.dumps(block["input"])
-                events += [
-                    ev(
-                        "content_block_delta",
-                        {
-                            "type": "content_block_delta",
-                            "index": index,
-                            "delta": {"type": "input_json_delta", "partial_json": p},
-                        },
-                    )
-                    for p in _pieces(args, self.s.chunks)
-                ]
+                first = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+                events.append(_block_event("content_block_start", index, "content_block", first))
+                pieces = _pieces(json.dumps(block["input"]), self.s.chunks)
+                delta = "input_json_delta", "partial_json"
+            events += [
+                _block_event("content_block_delta", index, "delta", {"type": delta[0], delta[1]: p})
+                for p in pieces
+            ]
             events.append(ev("content_block_stop", {"type": "content_block_stop", "index": index}))
         if model == "stub-error-event":
             events.insert(
