@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -21,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from faultlib import Sizes, wait
 from faultproxy import FaultProxy
-from operator_helpers import OPERATOR_NS
+from operator_helpers import crd_manifest, operator_install
 
 from byollm import api
 from byollm.kube import Kube
-from byollm_dev import controlplane, generate, rbac
+from byollm_dev import controlplane
 from byollm_operator.builders import FIELD_MANAGER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,20 +65,7 @@ def fault_kube(fault_cp: controlplane.ControlPlane) -> Iterator[Kube]:
 
     client = config.new_client_from_config(config_file=str(fault_cp.kubeconfig))
     kube = Kube(client, FIELD_MANAGER)
-    crd = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
-        crd,
-        *rbac.manifests(
-            namespace=OPERATOR_NS,
-            subject={
-                "kind": "User",
-                "name": "byollm-operator",
-                "apiGroup": "rbac.authorization.k8s.io",
-            },
-        ),
-    ]
-    for doc in docs:
+    for doc in operator_install(crd_manifest()):
         kube.apply(doc, field_manager="byollm-tests")
     wait(  # a fresh API server answers plain-text 404s until the CRD is served
         "LLMConfig API served",

@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from operator_helpers import OPERATOR_NS, OperatorProcess, wait_for
+from operator_helpers import OperatorProcess, crd_manifest, operator_install, wait_for
 
 from byollm import api
 from byollm.kube import Kube
-from byollm_dev import generate, rbac
 from byollm_dev.controlplane import free_port, stop_process
 from byollm_operator.builders import FIELD_MANAGER
 
@@ -43,20 +41,8 @@ def _apply_all(kube: Kube, docs: list[dict[str, Any]]) -> None:
 @pytest.fixture(scope="session")
 def crd(kube: Kube) -> dict[str, Any]:
     """Install the committed CRD (== generated) and the operator's RBAC, once."""
-    manifest = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
-        manifest,
-        *rbac.manifests(
-            namespace=OPERATOR_NS,
-            subject={
-                "kind": "User",
-                "name": "byollm-operator",
-                "apiGroup": "rbac.authorization.k8s.io",
-            },
-        ),
-    ]
-    _apply_all(kube, docs)
+    manifest = crd_manifest()
+    _apply_all(kube, operator_install(manifest))
 
     def established() -> bool:
         got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}")

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from byollm import api
 from byollm.kube import Kube, KubeError, path
+from byollm_dev import generate, rbac
 from byollm_router.contract import LLM_KEY_LABEL
 
 
@@ -156,6 +158,29 @@ OPERATOR_NS = "byollm-system"
 # Every host the operator's credentials probe resolves goes to 127.0.0.1 (no DNS, no
 # traffic off this machine); only the stub's port answers there.
 TEST_ALLOWLIST = "127.0.0.1,*.svc"
+
+
+def crd_manifest() -> dict[str, Any]:
+    """The committed LLMConfig CRD (a unit test holds it equal to the generated one)."""
+    crd: dict[str, Any] = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
+    return crd
+
+
+def operator_install(crd: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a cluster needs before the operator runs: its Namespace, the CRD and its RBAC,
+    bound to the user ``byollm-operator`` that the test operators run as."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
+        crd,
+        *rbac.manifests(
+            namespace=OPERATOR_NS,
+            subject={
+                "kind": "User",
+                "name": "byollm-operator",
+                "apiGroup": "rbac.authorization.k8s.io",
+            },
+        ),
+    ]
 
 
 @dataclass
