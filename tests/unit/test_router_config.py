@@ -26,6 +26,14 @@ BYO = {
 }
 
 
+def _refused(env: dict[str, str], variable: str) -> ConfigError:
+    """``load_config(env)`` raises a ConfigError naming ``variable``; that error."""
+    with pytest.raises(ConfigError) as err:
+        load_config(env)
+    assert err.value.variable == variable
+    return err.value
+
+
 def test_byo_inferred_from_the_four_keys() -> None:
     cfg = load_config(BYO)
     assert cfg.mode is Mode.BYO
@@ -97,9 +105,7 @@ def test_constrained_classifier_output_is_opt_in_and_checked() -> None:
         assert load_config({**BYO, c.BYOLLM_AUTOROUTE_CONSTRAINED: form}).autoroute_constrained == (
             form
         )
-    with pytest.raises(ConfigError) as err:
-        load_config({**BYO, c.BYOLLM_AUTOROUTE_CONSTRAINED: "true"})
-    assert err.value.variable == c.BYOLLM_AUTOROUTE_CONSTRAINED
+    _refused({**BYO, c.BYOLLM_AUTOROUTE_CONSTRAINED: "true"}, c.BYOLLM_AUTOROUTE_CONSTRAINED)
 
 
 AZURE = {
@@ -113,9 +119,7 @@ AZURE = {
 def test_azure_version() -> None:
     env = AZURE
     assert load_config(env).azure_api_version == "2024-10-21"
-    with pytest.raises(ConfigError) as err:
-        load_config({**env, c.LLM_AZURE_API_VERSION: "latest"})
-    assert err.value.variable == c.LLM_AZURE_API_VERSION
+    _refused({**env, c.LLM_AZURE_API_VERSION: "latest"}, c.LLM_AZURE_API_VERSION)
 
 
 @pytest.mark.parametrize(
@@ -131,12 +135,10 @@ def test_azure_version() -> None:
     ],
 )
 def test_errors_name_the_variable_not_the_value(changes: dict[str, str], variable: str) -> None:
-    with pytest.raises(ConfigError) as err:
-        load_config({**BYO, **changes})
-    assert err.value.variable == variable
-    assert str(err.value).startswith(variable)
-    assert KEY not in str(err.value)
-    assert "\n" not in str(err.value)
+    err = _refused({**BYO, **changes}, variable)
+    assert str(err).startswith(variable)
+    assert KEY not in str(err)
+    assert "\n" not in str(err)
 
 
 def test_private_base_url_admitted_by_allowlist() -> None:
@@ -179,9 +181,7 @@ def test_guard_refusal_wrapped_by_httpx_is_still_blocked() -> None:
     ],
 )
 def test_azure_models_must_be_deployment_names(changes: dict[str, str], variable: str) -> None:
-    with pytest.raises(ConfigError) as err:
-        load_config({**AZURE, **changes})
-    assert err.value.variable == variable
+    _refused({**AZURE, **changes}, variable)
 
 
 def test_bounds_default_and_configured() -> None:
@@ -212,19 +212,24 @@ def test_bounds_default_and_configured() -> None:
         c.BYOLLM_CLIENT_WRITE_TIMEOUT,
         c.BYOLLM_MAX_CONNECTIONS,
     ):
-        with pytest.raises(ConfigError) as err:
-            load_config({**BYO, name: "0"})
-        assert err.value.variable == name
+        _refused({**BYO, name: "0"}, name)
+
+
+def _custom(base_url: str) -> dict[str, str]:
+    """The smallest BYO environment: a custom provider at ``base_url``."""
+    return {
+        c.BYOLLM_ROUTER_TOKEN: "t",
+        c.LLM_PROVIDER: "custom",
+        c.LLM_BASE_URL: base_url,
+        c.LLM_API_KEY: "k",
+        c.LLM_MODEL: "m",
+    }
 
 
 def test_api_server_service_address_refused_even_when_allowlisted() -> None:
     """The kubelet's KUBERNETES_SERVICE_HOST is never an upstream, allowlist or not."""
     env = {
-        c.BYOLLM_ROUTER_TOKEN: "t",
-        c.LLM_PROVIDER: "custom",
-        c.LLM_BASE_URL: "https://10.96.0.1/v1",
-        c.LLM_API_KEY: "k",
-        c.LLM_MODEL: "m",
+        **_custom("https://10.96.0.1/v1"),
         c.BYOLLM_UPSTREAM_ALLOWLIST: "10.0.0.0/8",
         c.KUBERNETES_SERVICE_HOST: "10.96.0.1",
     }
@@ -236,15 +241,8 @@ def test_api_server_service_address_refused_even_when_allowlisted() -> None:
 
 
 def test_host_with_empty_label_refused_at_startup() -> None:
-    env = {
-        c.BYOLLM_ROUTER_TOKEN: "t",
-        c.LLM_PROVIDER: "custom",
-        c.LLM_BASE_URL: "https://localhost../v1",
-        c.LLM_API_KEY: "k",
-        c.LLM_MODEL: "m",
-    }
     with pytest.raises(ConfigError, match="empty label"):
-        load_config(env)
+        load_config(_custom("https://localhost../v1"))
 
 
 @pytest.mark.parametrize(
