@@ -48,33 +48,15 @@ def test_seal_with_a_public_key_file(tmp_path: Path) -> None:
     private, public = sealing.generate_keypair()
     (tmp_path / "pub.pem").write_bytes(public)
     key = "sk-proj-abcdefghijklmnop"
-    res = run(
-        "seal",
-        "-n",
-        "tenant-a",
-        "--name",
-        "acme",
-        "--public-key",
-        str(tmp_path / "pub.pem"),
-        stdin=key + "\n",
-    )
+    seal = ("seal", "-n", "tenant-a", "--name", "acme", "--public-key", str(tmp_path / "pub.pem"))
+    res = run(*seal, stdin=key + "\n")
     assert res.returncode == 0, res.stderr
     sealed = res.stdout.strip()
     assert key not in res.stdout + res.stderr
     assert sealing.unseal(sealed, [private], "tenant-a", "acme") == key
     with pytest.raises(sealing.SealError):  # bound to namespace/name
         sealing.unseal(sealed, [private], "tenant-b", "acme")
-    res = run(
-        "seal",
-        "-n",
-        "tenant-a",
-        "--name",
-        "acme",
-        "--public-key",
-        str(tmp_path / "pub.pem"),
-        "--yaml",
-        stdin=key,
-    )
+    res = run(*seal, "--yaml", stdin=key)
     assert yaml.safe_load(res.stdout)["apiKey"]["sealed"].startswith("v1.")
 
 
