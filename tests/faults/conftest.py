@@ -27,8 +27,6 @@ from byollm.kube import Kube
 from byollm_dev import controlplane
 from byollm_operator.builders import FIELD_MANAGER
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
 def sizes() -> Sizes:

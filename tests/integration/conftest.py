@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_helpers import OperatorProcess, crd_manifest, operator_install, wait_for
+from operator_helpers import (
+    OperatorProcess,
+    crd_manifest,
+    operator_install,
+    wait_crd_established,
+    wait_for,
+)
 
 from byollm import api
 from byollm.kube import Kube
@@ -43,13 +49,7 @@ def crd(kube: Kube) -> dict[str, Any]:
     """Install the committed CRD (== generated) and the operator's RBAC, once."""
     manifest = crd_manifest()
     _apply_all(kube, operator_install(manifest))
-
-    def established() -> bool:
-        got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}")
-        conds = ((got or {}).get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
-
-    wait_for("CRD Established", established, timeout=30)
+    wait_crd_established(kube)
     # The discovery cache of a fresh apiserver can lag the Established condition.
     wait_for(
         "LLMConfig API served",

@@ -166,21 +166,27 @@ def crd_manifest() -> dict[str, Any]:
     return crd
 
 
+def operator_rbac() -> list[dict[str, Any]]:
+    """The operator's RBAC, bound to the user ``byollm-operator`` the test operators run as."""
+    subject = {"kind": "User", "name": "byollm-operator", "apiGroup": "rbac.authorization.k8s.io"}
+    return rbac.manifests(namespace=OPERATOR_NS, subject=subject)
+
+
 def operator_install(crd: dict[str, Any]) -> list[dict[str, Any]]:
-    """What a cluster needs before the operator runs: its Namespace, the CRD and its RBAC,
-    bound to the user ``byollm-operator`` that the test operators run as."""
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}},
-        crd,
-        *rbac.manifests(
-            namespace=OPERATOR_NS,
-            subject={
-                "kind": "User",
-                "name": "byollm-operator",
-                "apiGroup": "rbac.authorization.k8s.io",
-            },
-        ),
-    ]
+    """What a cluster needs before the operator runs: its Namespace, the CRD and its RBAC."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NS}}
+    return [namespace, crd, *operator_rbac()]
+
+
+def wait_crd_established(kube: Kube) -> None:
+    """Until the API server reports the LLMConfig CRD Established (30 s at most)."""
+
+    def established() -> bool:
+        got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}")
+        conds = ((got or {}).get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
+    wait_for("CRD Established", established, timeout=30)
 
 
 @dataclass

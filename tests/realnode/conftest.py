@@ -31,21 +31,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 import realnode_helpers as h
-import yaml
 from operator_helpers import (
     OPERATOR_NS,
     OperatorProcess,
+    crd_manifest,
     create_llmc,
+    operator_rbac,
+    wait_crd_established,
     wait_for,
     wait_ready,
 )
 
-from byollm import api
 from byollm.kube import Kube
-from byollm_dev import controlplane, generate, rbac, realnode
+from byollm_dev import controlplane, realnode
 
 _STATE: dict[str, Any] = {"unavailable": None, "node": None, "cp": None}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -200,28 +200,11 @@ def platform(real_node: realnode.RealNode) -> Iterator[Platform]:
     cp = real_node.cp
     api_client = config.new_client_from_config(config_file=str(cp.kubeconfig))
     kube = Kube(api_client, "byollm-realnode-tests")
-    crd = yaml.safe_load((ROOT / generate.CRD_PATHS[0]).read_text())
     h.namespace(kube, OPERATOR_NS)
     h.namespace(kube, h.PROVIDER_NS)
-    for doc in [
-        crd,
-        *rbac.manifests(
-            namespace=OPERATOR_NS,
-            subject={
-                "kind": "User",
-                "name": "byollm-operator",
-                "apiGroup": "rbac.authorization.k8s.io",
-            },
-        ),
-    ]:
+    for doc in [crd_manifest(), *operator_rbac()]:
         h.apply(kube, doc)
-
-    def established() -> bool:
-        got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{api.CRD_NAME}")
-        conds = ((got or {}).get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
-
-    wait_for("CRD Established", established, timeout=30)
+    wait_crd_established(kube)
     router_image = real_node.image("router")
     for stub, key in h.STUB_KEYS.items():
         h.stub_pod(
