@@ -5,6 +5,7 @@ per-object retry with backoff, and the apply helper's changed-check. Real socket
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -23,18 +24,25 @@ from byollm_operator.main import _lease_lock
 from byollm_operator.settings import Settings
 
 
-@pytest.fixture
-def dead_api() -> Iterator[kubernetes.client.Configuration]:
-    """The default client configuration pointed at a closed loopback port."""
+@contextlib.contextmanager
+def _default_api(host: str) -> Iterator[kubernetes.client.Configuration]:
+    """The default client configuration pointed at ``host`` (no retries) for the block."""
     old = kubernetes.client.Configuration.get_default_copy()
     cfg = kubernetes.client.Configuration()
-    cfg.host = f"http://127.0.0.1:{free_port()}"
+    cfg.host = host
     cfg.retries = 0
     kubernetes.client.Configuration.set_default(cfg)
     try:
         yield cfg
     finally:
         kubernetes.client.Configuration.set_default(old)
+
+
+@pytest.fixture
+def dead_api() -> Iterator[kubernetes.client.Configuration]:
+    """The default client configuration pointed at a closed loopback port."""
+    with _default_api(f"http://127.0.0.1:{free_port()}") as cfg:
+        yield cfg
 
 
 def test_lease_lock_survives_a_refused_connection(
@@ -64,23 +72,18 @@ def test_lease_calls_time_out_on_a_silent_api_server() -> None:
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)  # accepts (the kernel does), never answers
-    old = kubernetes.client.Configuration.get_default_copy()
-    cfg = kubernetes.client.Configuration()
-    cfg.host = f"http://127.0.0.1:{silent.getsockname()[1]}"
-    cfg.retries = 0
-    kubernetes.client.Configuration.set_default(cfg)
     try:
-        settings = Settings(lease_renew_deadline=3)
-        lock = _lease_lock(settings, "me", Fence(renew_deadline=3))
-        result: list[bool] = []
-        t = threading.Thread(target=lambda: result.append(lock.get("l", "ns")[0]), daemon=True)
-        started = time.monotonic()
-        t.start()
-        t.join(10)
-        assert result == [False], "the Lease read hung"
-        assert time.monotonic() - started < 5
+        with _default_api(f"http://127.0.0.1:{silent.getsockname()[1]}"):
+            settings = Settings(lease_renew_deadline=3)
+            lock = _lease_lock(settings, "me", Fence(renew_deadline=3))
+            result: list[bool] = []
+            t = threading.Thread(target=lambda: result.append(lock.get("l", "ns")[0]), daemon=True)
+            started = time.monotonic()
+            t.start()
+            t.join(10)
+            assert result == [False], "the Lease read hung"
+            assert time.monotonic() - started < 5
     finally:
-        kubernetes.client.Configuration.set_default(old)
         silent.close()
 
 
