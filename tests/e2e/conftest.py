@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from router_harness import RouterProcess, StubServer, router_env
+from router_harness import RouterProcess, StubServer, recording_stub, router_env
 
 from byollm_dev import localmodel
 from byollm_dev.localmodel import ModelServer
@@ -21,9 +21,7 @@ from byollm_dev.localmodel import ModelServer
 
 @pytest.fixture(scope="session")
 def stub() -> Iterator[StubServer]:
-    server = StubServer("--record-bodies")
-    yield server
-    server.stop()
+    yield from recording_stub()
 
 
 @pytest.fixture(scope="session")

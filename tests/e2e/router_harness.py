@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from stubs.harness import ROUTER_BIN, STUB_SCRIPT, RouterProcess, StubServer
@@ -28,8 +30,11 @@ __all__ = [
     "TOKEN",
     "RouterProcess",
     "StubServer",
+    "assert_routers_clean",
     "free_port",
+    "recording_stub",
     "router_env",
+    "tally",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +52,27 @@ PROVIDER_KINDS = (
     "managed",
 )
 OPENAI_WIRE_KINDS = ("openai", "openrouter", "groq", "ollama", "custom", "managed")
+
+
+def tally(counts: Counter[str]) -> tuple[int, str]:
+    """The total of ``counts`` and its entries as ``key:count, ...`` (sorted by key)."""
+    return sum(counts.values()), ", ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+
+
+def assert_routers_clean(routers: Iterable[RouterProcess]) -> None:
+    """Every router still runs, and its log shows no traceback and no internal error."""
+    for router in routers:
+        assert router.proc.poll() is None
+        assert "Traceback" not in router.log_text()
+        assert '"internal_error"' not in router.log_text()
+
+
+def recording_stub() -> Iterator[StubServer]:
+    """For a fixture to ``yield from``: a stub provider process that records request
+    bodies (``--record-bodies``), stopped at teardown."""
+    server = StubServer("--record-bodies")
+    yield server
+    server.stop()
 
 
 def router_env(kind: str, stub: StubServer, **extra: str) -> dict[str, str]:

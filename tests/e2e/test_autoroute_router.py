@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from router_harness import RouterProcess, StubServer, router_env
+from router_harness import RouterProcess, StubServer, recording_stub, router_env
 
 from byollm_router.autoroute import CLASSIFIER_SYSTEM_PROMPT
 
@@ -42,16 +42,12 @@ TABLE = {
 
 @pytest.fixture(scope="module")
 def tenant() -> Iterator[StubServer]:
-    server = StubServer("--record-bodies")
-    yield server
-    server.stop()
+    yield from recording_stub()
 
 
 @pytest.fixture(scope="module")
 def shared() -> Iterator[StubServer]:
-    server = StubServer("--record-bodies")
-    yield server
-    server.stop()
+    yield from recording_stub()
 
 
 @pytest.fixture

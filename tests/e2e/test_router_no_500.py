@@ -23,7 +23,14 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from router_harness import TOKEN, RouterProcess, StubServer, router_env
+from router_harness import (
+    TOKEN,
+    RouterProcess,
+    StubServer,
+    assert_routers_clean,
+    router_env,
+    tally,
+)
 from stubs import wire_strategies as ws
 from stubs.figures import print_figure
 
@@ -47,14 +54,10 @@ def fuzzed(
     routers = {kind: start_router(router_env(kind, stub)) for kind in KINDS[:2]}
     routers["auto"] = start_router(router_env("openai", stub, LLM_ROUTING=ROUTING))
     yield routers
-    total = sum(STATUSES.values())
-    seen = ", ".join(f"{k}:{v}" for k, v in sorted(STATUSES.items()))
+    total, seen = tally(STATUSES)
     line = f"translation fuzz (e2e): {total} requests; statuses {seen}; 500s: 0"
     print_figure(request.config, line)
-    for router in routers.values():
-        assert router.proc.poll() is None
-        assert "Traceback" not in router.log_text()
-        assert '"internal_error"' not in router.log_text()
+    assert_routers_clean(routers.values())
 
 
 @pytest.fixture(scope="module")
