@@ -20,6 +20,27 @@ SCRIPT = ROOT / "tests" / "autoroute_eval" / "evaluate.py"
 DATA = ROOT / "tests" / "autoroute_eval" / "requests.jsonl"
 
 
+def _evaluate(
+    stub: StubServer,
+    key_env: str,
+    model: str,
+    *args: str,
+    env: dict[str, str],
+    timeout: float,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """The evaluator against the stub, the API key read from the variable ``key_env``."""
+    cmd = [sys.executable, str(SCRIPT), "--base-url", f"{stub.url}/v1", "--api-key-env", key_env]
+    return subprocess.run(
+        [*cmd, "--model", model, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
 def test_eval_set_has_a_held_out_split_in_every_category() -> None:
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
     assert len(rows) >= 150
@@ -35,22 +56,13 @@ def test_eval_set_has_a_held_out_split_in_every_category() -> None:
 def test_evaluator_runs_against_stub(stub: StubServer, tmp_path: Path) -> None:
     stub.clear()
     out = tmp_path / "report.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--base-url",
-            f"{stub.url}/v1",
-            "--api-key-env",
-            "EVAL_STUB_KEY",
-            "--model",
-            "stub-classify-balanced",
-            "--json",
-            str(out),
-        ],
+    proc = _evaluate(
+        stub,
+        "EVAL_STUB_KEY",
+        "stub-classify-balanced",
+        "--json",
+        str(out),
         env={**os.environ, "EVAL_STUB_KEY": "sk-eval-stub"},
-        capture_output=True,
-        text=True,
         timeout=120,
         check=True,
     )
@@ -85,20 +97,11 @@ def test_evaluator_runs_against_stub(stub: StubServer, tmp_path: Path) -> None:
 
 
 def test_evaluator_refuses_missing_key_env(stub: StubServer) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--base-url",
-            f"{stub.url}/v1",
-            "--api-key-env",
-            "EVAL_KEY_THAT_IS_NOT_SET",
-            "--model",
-            "m",
-        ],
+    proc = _evaluate(
+        stub,
+        "EVAL_KEY_THAT_IS_NOT_SET",
+        "m",
         env={k: v for k, v in os.environ.items() if k != "EVAL_KEY_THAT_IS_NOT_SET"},
-        capture_output=True,
-        text=True,
         timeout=60,
     )
     assert proc.returncode == 2
