@@ -31,6 +31,20 @@ from byollm_dev.controlplane import free_port
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
 
+def _chat_when_up(chat: openai.OpenAI, model: str, content: str) -> Any:
+    """One chat completion, retried for up to 20 s while a new router process may still be
+    binding its port."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return chat.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": content}]
+            )
+        except openai.APIConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
 def start_dev(tmp_path: Path, *args: str, **env: str) -> Iterator[dict[str, Any]]:
     ready = tmp_path / "ready.json"
     log = (tmp_path / "dev.log").open("wb")
@@ -125,16 +139,7 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     env = psutil.Process(now["pid"]).environ()
     assert env == _operator_env(api, ns, name)
     assert (env["LLM_PROVIDER"], env["LLM_MODEL"]) == ("groq", "stub-model-2")
-    deadline = time.monotonic() + 20
-    while True:  # the new process may still be binding its port
-        try:
-            reply = chat.chat.completions.create(
-                model="", messages=[{"role": "user", "content": "again"}]
-            )
-            break
-        except openai.APIConnectionError:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    reply = _chat_when_up(chat, "", "again")
     assert reply.model == "stub-model-2"  # the default model of the new config
 
     # 3. Toggle off: the same router now sends calls to the shared LiteLLM (a stand-in).
@@ -147,16 +152,7 @@ def test_dev_chat_switch_and_ctrl_c(dev: dict[str, Any]) -> None:
     assert env == _operator_env(api, ns, name)
     assert not {"LLM_PROVIDER", "LLM_BASE_URL", "LLM_API_KEY", "LLM_MODEL"} & set(env)
     shared = dev["managedUpstream"].replace("litellm.byollm-system.svc", "127.0.0.1")
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            reply = chat.chat.completions.create(
-                model="platform-model", messages=[{"role": "user", "content": "managed"}]
-            )
-            break
-        except openai.APIConnectionError:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    reply = _chat_when_up(chat, "platform-model", "managed")
     assert reply.choices[0].message.content == "echo: managed"
     via_shared = httpx.get(f"{shared.removesuffix('/v1')}/_stub/requests").json()["requests"]
     assert [r["model"] for r in via_shared if r["path"] == "/v1/chat/completions"] == [
