@@ -46,13 +46,10 @@ def llmc_path(ns: str, name: str | None = None) -> str:
     return path(api.API_VERSION, api.KIND, ns, name)
 
 
-def llmconfig(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+def llmconfig(name: str, spec: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    """An LLMConfig object (with ``namespace``, as ``kubectl apply`` would send it)."""
+    meta = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": meta, "spec": spec}
 
 
 def create_llmc(kube: Kube, ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

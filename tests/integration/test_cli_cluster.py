@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from operator_helpers import llmconfig
 
 from byollm.kube import Kube
 
@@ -44,11 +45,9 @@ def test_seal_then_status(
     assert "No LLMConfigs found" in res.stderr
 
     kube.apply(
-        {
-            "apiVersion": "byollm.io/v1alpha1",
-            "kind": "LLMConfig",
-            "metadata": {"name": "gitops", "namespace": namespace},
-            "spec": {
+        llmconfig(
+            "gitops",
+            {
                 "mode": "BYO",
                 "provider": {
                     "type": "custom",
@@ -57,7 +56,8 @@ def test_seal_then_status(
                     "apiKey": {"sealed": sealed},
                 },
             },
-        }
+            namespace,
+        )
     )
     deadline = time.monotonic() + 90
     while True:

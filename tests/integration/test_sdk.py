@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from operator_helpers import llmconfig
 
 import byollm
 from byollm.kube import Kube
@@ -117,11 +118,9 @@ def test_update_keeps_fields_written_by_others(
     """A GitOps-made object (kubectl apply, another field manager): an SDK update of the
     model leaves the rest as it was, and a replace states everything."""
     kube.apply(
-        {
-            "apiVersion": "byollm.io/v1alpha1",
-            "kind": "LLMConfig",
-            "metadata": {"name": "gitops", "namespace": namespace},
-            "spec": {
+        llmconfig(
+            "gitops",
+            {
                 "mode": "BYO",
                 "active": False,
                 "provider": {
@@ -133,7 +132,8 @@ def test_update_keeps_fields_written_by_others(
                 "routing": {"auto": True, "models": {"fast": "m-fast"}},
                 "router": {"replicas": 2},
             },
-        },
+            namespace,
+        ),
         field_manager="kubectl",
     )
     llm = byollm.Client(namespace, api_client=k8s_api)
