@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stubs.figures import write_alarm
 
 from byollm_dev import controlplane
 
@@ -112,9 +113,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _STATE["unavailable"]:
-        terminalreporter.write_line("!" * 78, red=True, bold=True)
-        terminalreporter.write_line(_STATE["unavailable"], red=True, bold=True)
-        terminalreporter.write_line("!" * 78, red=True, bold=True)
+        write_alarm(terminalreporter, _STATE["unavailable"])
     cp = _STATE["cp"]
     if cp is not None and cp.build is not None:
         build = f"built in {cp.build.seconds:.0f}s (cold)" if cp.build.built else "cached, no build"

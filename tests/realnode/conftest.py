@@ -41,6 +41,7 @@ from operator_helpers import (
     wait_for,
     wait_ready,
 )
+from stubs.figures import write_alarm
 
 from byollm.kube import Kube
 from byollm_dev import controlplane, realnode
@@ -260,9 +261,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _STATE["unavailable"]:
-        terminalreporter.write_line("!" * 78, red=True, bold=True)
-        terminalreporter.write_line(_STATE["unavailable"], red=True, bold=True)
-        terminalreporter.write_line("!" * 78, red=True, bold=True)
+        write_alarm(terminalreporter, _STATE["unavailable"])
     node = _STATE["node"]
     if node is not None:
         steps = ", ".join(f"{k} {v:.1f}s" for k, v in node.timings.items())

@@ -3,6 +3,8 @@ output capture, so they appear in every run's output, not only on failure."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 
@@ -14,3 +16,11 @@ def print_figure(config: pytest.Config, line: str) -> None:
             reporter.write_line("\n" + line)
     else:  # pragma: no cover - run without the terminal plugin
         print(line)
+
+
+def write_alarm(terminalreporter: Any, line: str) -> None:
+    """A line the reader must not miss (a suite skipped for want of its platform), framed
+    in bold red in the terminal summary."""
+    frame = "!" * 78
+    for text in (frame, line, frame):
+        terminalreporter.write_line(text, red=True, bold=True)
