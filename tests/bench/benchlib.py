@@ -94,22 +94,8 @@ class Service:
             return ""
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MiB."""
-    try:
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return float("nan")
-    total = 0
-    for q in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += q.memory_info().rss
-    return total / (1024 * 1024)
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User+system CPU seconds used so far by a process and its (live) children."""
+def _tree_total(pid: int, measure: Callable[[psutil.Process], float]) -> float:
+    """``measure`` summed over a process and its (live) children; NaN when it is gone."""
     try:
         p = psutil.Process(pid)
         procs = [p, *p.children(recursive=True)]
@@ -118,9 +104,23 @@ def tree_cpu_s(pid: int) -> float:
     total = 0.0
     for q in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
-            t = q.cpu_times()
-            total += t.user + t.system
+            total += measure(q)
     return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MiB."""
+    return _tree_total(pid, lambda q: q.memory_info().rss) / (1024 * 1024)
+
+
+def _cpu_s(q: psutil.Process) -> float:
+    t = q.cpu_times()
+    return float(t.user + t.system)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User+system CPU seconds used so far by a process and its (live) children."""
+    return _tree_total(pid, _cpu_s)
 
 
 class PeakRss:

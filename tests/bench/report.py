@@ -171,36 +171,23 @@ def targets(r: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
         rows.append(f"| {name} | {goal} | {shown} | {met} |")
 
     s = router_summary(r or {})
-    v = s.get("added_p50_ms")
-    row("router p50 added latency", "≤ 0.5 ms", v, v is not None and v <= 0.5, "{:.2f} ms")
-    v = s.get("cpu_vs_go")
-    row(
-        "router CPU/request vs Go proxy",
-        f"≤ 3{TIMES}",
-        v,
-        v is not None and v <= 3,
-        "{:.1f}" + TIMES,
-    )
-    v = s.get("added_vs_go")
-    row(
-        "router added p50 vs Go proxy's",
-        f"≤ 1.5{TIMES}",
-        v,
-        v is not None and v <= 1.5,
-        "{:.1f}" + TIMES,
-    )
-    v = s.get("ttft_added_ms")
-    row("streaming TTFT added", "≤ 0.3 ms", v, v is not None and v <= 0.3, "{:.2f} ms")
-    v = s.get("idle_rss_mb")
-    row("router idle RSS", "≤ 40 MB (stretch 30)", v, v is not None and v <= 40, "{:.0f} MB")
-    v = s.get("start_s")
-    row("router start → /healthz", "≤ 0.5 s", v, v is not None and v <= 0.5, "{:.2f} s")
-    v = s.get("vs_litellm")
-    row(
-        "router throughput vs LiteLLM", f"≥ 5{TIMES}", v, v is not None and v >= 5, "{:.1f}" + TIMES
-    )
-    v = s.get("vs_bare")
-    row("router throughput vs bare floor", "≥ 50 %", v, v is not None and v >= 0.5, "{:.0%}")
+
+    def router(
+        name: str, goal: str, key: str, fmt: str, most: float = math.inf, least: float = -math.inf
+    ) -> None:
+        """A router target: the summary's ``key`` between ``least`` and ``most``."""
+        v = s.get(key)
+        row(name, goal, v, v is not None and least <= v <= most, fmt)
+
+    x_times = "{:.1f}" + TIMES
+    router("router p50 added latency", "≤ 0.5 ms", "added_p50_ms", "{:.2f} ms", 0.5)
+    router("router CPU/request vs Go proxy", f"≤ 3{TIMES}", "cpu_vs_go", x_times, 3)
+    router("router added p50 vs Go proxy's", f"≤ 1.5{TIMES}", "added_vs_go", x_times, 1.5)
+    router("streaming TTFT added", "≤ 0.3 ms", "ttft_added_ms", "{:.2f} ms", 0.3)
+    router("router idle RSS", "≤ 40 MB (stretch 30)", "idle_rss_mb", "{:.0f} MB", 40)
+    router("router start → /healthz", "≤ 0.5 s", "start_s", "{:.2f} s", 0.5)
+    router("router throughput vs LiteLLM", f"≥ 5{TIMES}", "vs_litellm", x_times, least=5)
+    router("router throughput vs bare floor", "≥ 50 %", "vs_bare", "{:.0%}", least=0.5)
     sizes = {x["n"]: x for x in (o or {}).get("sizes", [])}
     # Operator targets per size: (all Ready s, change -> new ReplicaSet p99 s, RSS MB,
     # idle CPU %); at 10,000 "all reconciled" replaces "all Ready" (kwok on 2 cores).
