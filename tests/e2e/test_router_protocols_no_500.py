@@ -19,14 +19,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from router_harness import (
-    TOKEN,
-    RouterProcess,
-    StubServer,
-    assert_routers_clean,
-    router_env,
-    tally,
-)
+from router_harness import TOKEN, RouterProcess, StubServer, assert_routers_clean, router_env, tally
 from stubs.figures import print_figure
 
 STATUSES: Counter[str] = Counter()
