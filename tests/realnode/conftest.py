@@ -193,6 +193,15 @@ class Platform:
         pod = h.idle_pod(self.kube, ns, name, self.node.image("pause"), labels or {"app": "agent"})
         return self.pid(pod)
 
+    def chat_from_client(self, ns: str) -> dict[str, Any]:
+        """``h.CHAT`` (the openai SDK) run in a new client pod of ``ns`` against the tenant's
+        router ``acme``: the JSON line it printed."""
+        client = self.client_pod(ns)
+        proc = h.in_netns(client, h.CHAT.format(url=self.router_url(ns), token=self.token(ns)))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return got
+
 
 @pytest.fixture(scope="session")
 def platform(real_node: realnode.RealNode) -> Iterator[Platform]:

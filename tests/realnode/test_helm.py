@@ -97,12 +97,7 @@ def test_helm_install_operator_pod_runs_tenant_router(platform) -> None:
             f"realnode: (helm operator) LLMConfig -> router pod Ready {time.monotonic() - t1:.1f}s"
         )
         assert pod["spec"]["containers"][0]["image"] == node.image("router")
-        client = platform.client_pod(ns)
-        proc = h.in_netns(
-            client, h.CHAT.format(url=platform.router_url(ns), token=platform.token(ns))
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        got = platform.chat_from_client(ns)
         assert got["fp"] == "fp_stub-a"
         assert got["model"] == "m-helm"
         assert got["stream"] == "echo: stream please"

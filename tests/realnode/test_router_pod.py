@@ -3,7 +3,6 @@ provider pod in another namespace, and the container's security as the host sees
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -29,12 +28,7 @@ def test_router_pod_ready_and_chat_through_service(platform) -> None:
     assert pod["spec"]["containers"][0]["image"] == platform.router_image
     assert pod["spec"]["nodeName"] == "byollm-realnode"
 
-    client_pid = platform.client_pod(ns)
-    proc = h.in_netns(
-        client_pid, h.CHAT.format(url=platform.router_url(ns), token=platform.token(ns))
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = platform.chat_from_client(ns)
     assert got["plain"] == "echo: hello pod"
     assert got["model"] == "m-ready"
     assert got["fp"] == "fp_stub-a"  # the stub provider pod in llm-provider answered
