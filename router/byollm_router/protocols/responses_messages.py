@@ -26,6 +26,7 @@ from byollm_router.providers.anthropic import (
     image_block,
     text_blocks,
     tool_result,
+    typed_parts,
 )
 from byollm_router.providers.base import StreamTranslator, json_loads, string_field, text_field
 
@@ -77,9 +78,7 @@ def _content(content: Any, where: str, role: str) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise _bad(where, "content must be a string or a list of parts.")
     blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        at = f"{where}[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
+    for at, kind, part in typed_parts(content, where):
         if kind in ("input_text", "output_text", "text"):
             blocks.extend(text_blocks(text_field(part, at)))
         elif kind == "input_image" and role == "user":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +73,13 @@ def _text_of(content: Any, param: str) -> str:
     raise _bad(param, "Message content must be a string or a list of parts.")
 
 
+def typed_parts(content: list[Any], param: str) -> Iterator[tuple[str, Any, Any]]:
+    """Each part of a client's content list as (its path ``param[j]``, its ``type`` or
+    None when it is not an object, the part)."""
+    for j, part in enumerate(content):
+        yield f"{param}[{j}]", part.get("type") if isinstance(part, dict) else None, part
+
+
 def text_blocks(text: str) -> list[dict[str, Any]]:
     """A text as Anthropic content blocks: one text block, or none for an empty text."""
     return [{"type": "text", "text": text}] if text else []
@@ -100,9 +107,7 @@ def _user_blocks(content: Any, param: str) -> str | list[dict[str, Any]]:
     if not isinstance(content, list):
         raise _bad(param, "Message content must be a string or a list of parts.")
     blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        where = f"{param}[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
+    for where, kind, part in typed_parts(content, param):
         if kind == "text":
             blocks.extend(text_blocks(text_field(part, where, missing="")))
         elif kind == "image_url":
