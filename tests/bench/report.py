@@ -151,13 +151,36 @@ def operator_rows(o: dict[str, Any]) -> list[str]:
             return f"{_f(_get(s, key, 'p50'))} / {_f(_get(s, key, 'p99'))}"
 
         idle = s["idle"]
+        ready = _f(s.get("all_ready_s"), 1)
+        if "all_ready_s" not in s and "ready_count" in s:  # stopped at all reconciled
+            ready = f"{DASH} ({s['ready_count']:,} Ready when all were reconciled)"
         out.append(
-            f"| {s['n']} | {_f(s['all_ready_s'], 1)} | {pp('create_to_synced_s')} | "
+            f"| {s['n']} | {ready} | {pp('create_to_synced_s')} | "
             f"{pp('create_to_ready_s')} | {pp('change_to_new_rs_s')} | {pp('change_to_ready_s')} | "
             f"{_f(s['writes_per_object'], 1)} | **{idle['writes']}** "
             f"({_f(idle['window_s'], 0)} s, {idle.get('resync_passes', '?')}) | "
             f"{_f(idle['lease_writes_per_min'], 0)} | "
             f"{_f(idle['cpu_pct'], 1)} | {_f(s['create_cpu_s'], 1)} | {_f(s['rss_peak_mb'], 0)} |"
+        )
+    return out
+
+
+def floor_lines(o: dict[str, Any]) -> list[str]:
+    """The cluster's own floor at each size (``operator_bench.py --floor``) beside the
+    operator's figures: how much of all-Ready and of a change is the operator's."""
+    ops = {x["n"]: x for x in o.get("sizes", [])}
+    out = []
+    for f in o.get("floor", []):
+        x = ops.get(f["n"], {})
+        ready, floor_ready = x.get("all_ready_s"), f.get("all_ready_s")
+        ratio = f" ({ready / floor_ready:.2f}{TIMES} the floor)" if ready and floor_ready else ""
+        p99, floor_p99 = _get(x, "change_to_new_rs_s", "p99"), _get(f, "change_to_new_rs_s", "p99")
+        out.append(
+            f"- Floor at N={f['n']} (no operator: the harness applies each tenant's children "
+            f"itself, one apply each, and each change as two applies): all Ready "
+            f"{_f(floor_ready, 1)} s against the operator's {_f(ready, 1)} s{ratio}; change → "
+            f"new ReplicaSet p50 / p99 {_f(_get(f, 'change_to_new_rs_s', 'p50'))} / "
+            f"{_f(floor_p99)} s against {_f(_get(x, 'change_to_new_rs_s', 'p50'))} / {_f(p99)} s."
         )
     return out
 
@@ -381,6 +404,7 @@ def render(
             lines += [f"Control plane unavailable: {o['unavailable']}", ""]
         lines += operator_rows(o)
         lines.append("")
+        lines += floor_lines(o)
         for s in o.get("sizes", []):
             by = s.get("create_writes", {}).get("by_resource", {})
             if by:
@@ -397,7 +421,9 @@ def render(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--router", type=Path)
-    p.add_argument("--operator", type=Path)
+    p.add_argument(
+        "--operator", type=Path, nargs="+", help="operator results (sizes of several runs merge)"
+    )
     p.add_argument("--autoroute", type=Path)
     p.add_argument("--md", type=Path, required=True)
     p.add_argument("--png-dir", type=Path)
@@ -407,7 +433,14 @@ def main(argv: list[str] | None = None) -> int:
     def load(path: Path | None) -> dict[str, Any] | None:
         return json.loads(path.read_text()) if path and path.exists() else None
 
-    r, o = load(a.router), load(a.operator)
+    r = load(a.router)
+    o: dict[str, Any] | None = None
+    for part in filter(None, (load(x) for x in a.operator or [])):
+        if o is None:
+            o = part
+        else:  # later runs add their sizes (e.g. a 10,000 run apart from the 1,000 one)
+            o["sizes"] = [*o.get("sizes", []), *part.get("sizes", [])]
+            o["floor"] = [*o.get("floor", []), *part.get("floor", [])]
     auto = autoroute_line(a.autoroute.read_text() if a.autoroute and a.autoroute.exists() else None)
     pngs: dict[str, str] = {}
     png_dir = a.png_dir or a.md.parent
