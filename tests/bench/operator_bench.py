@@ -204,16 +204,30 @@ class Audit:
     def __init__(self, log: Path) -> None:
         self.log = log
 
-    def offset(self) -> int:
-        return self.log.stat().st_size if self.log.exists() else 0
+    def _rotated(self) -> list[Path]:
+        """The API server's earlier audit files (``audit-<time>.log``), oldest first."""
+        return sorted(self.log.parent.glob(f"{self.log.stem}-*{self.log.suffix}"))
 
-    def count(self, start: int, end: int | None = None) -> dict[str, Any]:
+    def offset(self) -> tuple[int, int]:
+        """Where the log ends now: (files rotated so far, size of the current file)."""
+        return len(self._rotated()), self.log.stat().st_size if self.log.exists() else 0
+
+    def _since(self, start: tuple[int, int]) -> bytes:
+        """Everything logged since ``start``, across rotations (at ~100 MB the API server
+        renames the file and starts a new one: a 10,000-tenant run rotates it)."""
+        rotated, offset = start
+        files = [*self._rotated()[rotated:], self.log]
+        parts = []
+        for i, f in enumerate(files):
+            with f.open("rb") as fh:
+                fh.seek(offset if i == 0 else 0)
+                parts.append(fh.read())
+        return b"".join(parts)
+
+    def count(self, start: tuple[int, int]) -> dict[str, Any]:
         writes: dict[str, int] = defaultdict(int)
         dry = leases = 0
-        with self.log.open("rb") as f:
-            f.seek(start)
-            data = f.read() if end is None else f.read(end - start)
-        for line in data.splitlines():
+        for line in self._since(start).splitlines():
             try:
                 ev = json.loads(line)
             except ValueError:
