@@ -285,7 +285,11 @@ class Controller:
         def f(v: list[float]) -> str:
             return f"{v[len(v) // 2]:.2f}/{v[-1]:.2f}s" if v else "-"
 
-        return f"spec changes {len(lag)}: event lag p50/max {f(lag)}, queue wait {f(wait)}"
+        spec, child, background = self.queue.lane_sizes()
+        return (
+            f"spec changes {len(lag)}: event lag p50/max {f(lag)}, queue wait {f(wait)}; "
+            f"queued spec/child/background {spec}/{child}/{background}"
+        )
 
     # --- resync -------------------------------------------------------------------------
 
