@@ -297,8 +297,10 @@ class WorkQueue:
         with self._cond:
             self._failures.pop(key, None)
 
-    def get(self, timeout: float | None = None) -> Key | None:
-        """The next key to process (then call ``done``), or None on timeout/close."""
+    def get(self, timeout: float | None = None, most: Lane = Lane.BACKGROUND) -> Key | None:
+        """The next key to process (then call ``done``), or None on timeout/close.
+        ``most``: the least urgent lane this caller takes (a worker kept for spec changes
+        passes ``Lane.SPEC``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._closed:
@@ -306,13 +308,15 @@ class WorkQueue:
                 while self._delayed and self._delayed[0][0] <= now:
                     _, _, k, lane = heapq.heappop(self._delayed)
                     self._add(k, lane)
-                for i, q in enumerate(self._lanes):
+                for i, q in enumerate(self._lanes[: most + 1]):
                     while q:
                         k = q.popleft()
                         if self._queued.get(k) == i:
                             del self._queued[k]
                             self._processing.add(k)
                             return k
+                if most < Lane.BACKGROUND and any(self._lanes[most + 1 :]):
+                    self._cond.notify()  # work we do not take: wake a worker that does
                 wait = None if deadline is None else deadline - now
                 if self._delayed:
                     until = self._delayed[0][0] - now

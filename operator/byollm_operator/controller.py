@@ -74,8 +74,13 @@ class Controller:
     # --- workers ------------------------------------------------------------------------
 
     def start(self) -> None:
+        # One worker (of two or more) takes spec changes only: a tenant's change never waits
+        # for a worker to finish someone else's rollout-progress reconcile.
         for i in range(self.workers):
-            t = threading.Thread(target=self._work, daemon=True, name=f"reconcile-{i}")
+            most = Lane.SPEC if i == 0 and self.workers > 1 else Lane.BACKGROUND
+            t = threading.Thread(
+                target=self._work, args=(most,), daemon=True, name=f"reconcile-{i}"
+            )
             t.start()
             self._threads.append(t)
         t = threading.Thread(target=self._sweeper, daemon=True, name="relist-sweep")
@@ -88,9 +93,9 @@ class Controller:
         for t in self._threads:
             t.join(timeout)
 
-    def _work(self) -> None:
+    def _work(self, most: Lane) -> None:
         while True:
-            key = self.queue.get()
+            key = self.queue.get(most=most)
             if key is None:
                 return
             try:
@@ -288,7 +293,11 @@ class Controller:
         def f(v: list[float]) -> str:
             return f"{v[len(v) // 2]:.2f}/{v[-1]:.2f}s" if v else "-"
 
-        return f"spec changes {len(lag)}: event lag p50/max {f(lag)}, queue wait {f(wait)}"
+        spec, child, background = self.queue.lane_sizes()
+        return (
+            f"spec changes {len(lag)}: event lag p50/max {f(lag)}, queue wait {f(wait)}; "
+            f"queued spec/child/background {spec}/{child}/{background}"
+        )
 
     # --- resync -------------------------------------------------------------------------
 

@@ -23,17 +23,17 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import kopf
 import kubernetes
 
 from byollm.api import GROUP, PLURAL, VERSION
 from byollm.kube import Kube, KubeError, path
-from byollm_operator import builders, conditions, leadership
+from byollm_operator import builders, leadership
 from byollm_operator.cache import Store
 from byollm_operator.controller import Controller, _everything
+from byollm_operator.events import EventRecorder
 from byollm_operator.reconcile import Reconciler, make_probe
 from byollm_operator.settings import Settings
 from byollm_operator.shards import shards_from_memo
@@ -50,51 +50,6 @@ REPORTING_INSTANCE = (os.environ.get("HOSTNAME") or socket.gethostname())[:128]
 def _reconciler(memo: Any) -> Reconciler:
     rec: Reconciler = memo.reconciler
     return rec
-
-
-def _post_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(cast(Any, obj), type=type_, reason=reason, message=message)
-
-
-def _event_poster(kube: Kube) -> Callable[[dict[str, Any], str, str, str], None]:
-    """kopf.event inside kopf's per-object tasks; a direct POST elsewhere (the resync loop
-    runs outside them, where kopf.event raises LookupError and would abort the reconcile)."""
-
-    def post(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        try:
-            _post_event(obj, type_, reason, message)
-            return
-        except LookupError:
-            pass
-        meta, now = obj["metadata"], conditions.now()
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
-                "kind": obj.get("kind", "LLMConfig"),
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid", ""),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "action": "Reconcile",
-            "reportingComponent": REPORTING_COMPONENT,
-            "reportingInstance": REPORTING_INSTANCE,
-            "source": {"component": REPORTING_COMPONENT},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            kube.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
-        except KubeError as e:
-            log.warning("posting event %s failed: %s", reason, e)
-
-    return post
 
 
 def _load_sealing(kube: Kube, settings: Settings) -> Any:
@@ -161,7 +116,7 @@ async def _resync_loop(ctl: Controller, period: float) -> None:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg = Settings()
-    settings.posting.level = logging.WARNING  # no kopf chatter as Events; ours use kopf.event
+    settings.posting.level = logging.WARNING  # no kopf chatter as Events; ours: EventRecorder
     settings.posting.reporting_component = REPORTING_COMPONENT  # not "kopf"
     settings.posting.reporting_instance = REPORTING_INSTANCE
     settings.posting.event_name_prefix = f"{REPORTING_COMPONENT}-"
@@ -197,10 +152,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     kube = Kube(api, builders.FIELD_MANAGER)
     kube.write_fence = leadership.check
     ring = await asyncio.to_thread(_load_sealing, kube, cfg)
+    events = EventRecorder(kube, REPORTING_COMPONENT, REPORTING_INSTANCE)
+    events.start()
+    memo.events = events
     rec = Reconciler(
         kube=kube,
         settings=cfg,
-        post_event=_event_poster(kube),
+        post_event=events,
         unseal=ring.unseal if ring is not None else None,
         probe=make_probe(cfg) if cfg.credentials_probe_enabled else None,
         store=Store(),
@@ -234,6 +192,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctl = getattr(memo, "controller", None)
     if ctl is not None:
         await asyncio.to_thread(ctl.stop)
+    events = getattr(memo, "events", None)
+    if events is not None:
+        await asyncio.to_thread(events.stop)
 
 
 class _NoDiffBase(kopf.AnnotationsDiffBaseStorage):

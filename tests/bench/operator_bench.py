@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
+import shutil
 import ssl
 import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +47,18 @@ from benchlib import RESULTS_DIR, ROOT, PeakRss, Service, machine_load, percenti
 from kubernetes import config as kconfig
 
 from byollm import api
+from byollm.api import LLMConfigSpec
 from byollm.kube import Kube, path
 from byollm_dev import controlplane, generate, rbac
 from byollm_operator import builders
 from byollm_operator.builders import FIELD_MANAGER
+from byollm_operator.settings import Settings
 from byollm_router import contract
 
 OPERATOR_NS = "byollm-system"
 PER_NAMESPACE = 100
 OPERATOR_USER = controlplane.OPERATOR_USER
+CHANGED_MODEL = "qwen/qwen3-235b-a22b-instruct"
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Plan:
     change_when: str = "ready"  # "ready": after all are Ready; "synced": during the burst
     nodes: int = 2
     wait_ready: bool = True  # False: stop at "all reconciled" (sizes the machine cannot run)
+    replicas: int = 1  # operator replicas, the tenants sharded across them (BYOLLM_SHARDS)
 
     @classmethod
     def full(cls, sizes: tuple[int, ...]) -> Plan:
@@ -93,6 +100,8 @@ class Watch:
         # router Deployment -> (time, pod template config hash) per event: when the
         # operator's apply of a new config landed (before any controller acted on it)
         self.dep_hash: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+        # router Deployment -> first time it had an available replica (the floor's Ready)
+        self.dep_available: dict[tuple[str, str], float] = {}
         self.events = 0
         self._stop = threading.Event()
         self._threads = [
@@ -139,6 +148,12 @@ class Watch:
                 except httpx.HTTPError:
                     time.sleep(0.2)
 
+    def new_rs(self, k: tuple[str, str], since: float) -> float | None:
+        """When the first ReplicaSet of LLMConfig ``k``'s router made at or after ``since``
+        appeared (call with the lock held)."""
+        later = [ts for ts, _ in self.rs_added.get((k[0], builders.router_name(k[1])), [])]
+        return next((ts for ts in later if ts >= since), None)
+
     def _on_llmc(self, type_: str, obj: dict[str, Any], now: float) -> None:
         meta, st = obj["metadata"], obj.get("status") or {}
         gen = int(meta.get("generation", 1))
@@ -157,10 +172,13 @@ class Watch:
         meta = obj["metadata"]
         tmpl = obj.get("spec", {}).get("template", {}).get("metadata", {})
         cfg_hash = (tmpl.get("annotations") or {}).get(builders.CONFIG_HASH_ANNOTATION, "")
+        available = int((obj.get("status") or {}).get("availableReplicas") or 0) > 0
         with self.lock:
             seen = self.dep_hash[(meta["namespace"], meta["name"])]
             if not seen or seen[-1][1] != cfg_hash:
                 seen.append((now, cfg_hash))
+            if available:
+                self.dep_available.setdefault((meta["namespace"], meta["name"]), now)
 
     def _on_rs(self, type_: str, obj: dict[str, Any], now: float) -> None:
         if type_ != "ADDED":
@@ -186,16 +204,30 @@ class Audit:
     def __init__(self, log: Path) -> None:
         self.log = log
 
-    def offset(self) -> int:
-        return self.log.stat().st_size if self.log.exists() else 0
+    def _rotated(self) -> list[Path]:
+        """The API server's earlier audit files (``audit-<time>.log``), oldest first."""
+        return sorted(self.log.parent.glob(f"{self.log.stem}-*{self.log.suffix}"))
 
-    def count(self, start: int, end: int | None = None) -> dict[str, Any]:
+    def offset(self) -> tuple[int, int]:
+        """Where the log ends now: (files rotated so far, size of the current file)."""
+        return len(self._rotated()), self.log.stat().st_size if self.log.exists() else 0
+
+    def _since(self, start: tuple[int, int]) -> bytes:
+        """Everything logged since ``start``, across rotations (at ~100 MB the API server
+        renames the file and starts a new one: a 10,000-tenant run rotates it)."""
+        rotated, offset = start
+        files = [*self._rotated()[rotated:], self.log]
+        parts = []
+        for i, f in enumerate(files):
+            with f.open("rb") as fh:
+                fh.seek(offset if i == 0 else 0)
+                parts.append(fh.read())
+        return b"".join(parts)
+
+    def count(self, start: tuple[int, int]) -> dict[str, Any]:
         writes: dict[str, int] = defaultdict(int)
         dry = leases = 0
-        with self.log.open("rb") as f:
-            f.seek(start)
-            data = f.read() if end is None else f.read(end - start)
-        for line in data.splitlines():
+        for line in self._since(start).splitlines():
             try:
                 ev = json.loads(line)
             except ValueError:
@@ -255,9 +287,14 @@ def _tenant(i: int) -> tuple[str, str]:
     return f"bench-{i // PER_NAMESPACE}", f"t{i:05d}"
 
 
-def _create_tenant(kube: Kube, i: int) -> tuple[tuple[str, str], float]:
+def _api_key(i: int) -> str:
+    return f"sk-bench-{i:05d}-0123456789abcdef"
+
+
+def _create_tenant(kube: Kube, i: int) -> tuple[tuple[str, str], float, dict[str, Any]]:
+    """A key Secret and a BYO LLMConfig: (namespace, name), when, the created LLMConfig."""
     ns, name = _tenant(i)
-    key = f"sk-bench-{i:05d}-0123456789abcdef"
+    key = _api_key(i)
     kube.create(
         {
             "apiVersion": "v1",
@@ -270,7 +307,7 @@ def _create_tenant(kube: Kube, i: int) -> tuple[tuple[str, str], float]:
             "data": {"apiKey": base64.b64encode(key.encode()).decode()},
         }
     )
-    kube.create(
+    llmc = kube.create(
         {
             "apiVersion": api.API_VERSION,
             "kind": api.KIND,
@@ -285,10 +322,26 @@ def _create_tenant(kube: Kube, i: int) -> tuple[tuple[str, str], float]:
             },
         }
     )
-    return (ns, name), time.monotonic()
+    return (ns, name), time.monotonic(), llmc
 
 
-def _operator(cp: controlplane.ControlPlane, plan: Plan, logs: Path) -> Service:
+def _change_steadily(
+    keys: list[tuple[str, str]], n: int, plan: Plan, change: Callable[[tuple[str, str]], None]
+) -> dict[tuple[str, str], float]:
+    """Change an evenly spread sample of the tenants at ``plan.change_rate`` per second:
+    tenant -> when its change was sent."""
+    m = plan.changes.get(n, min(50, n))
+    changed: dict[tuple[str, str], float] = {}
+    for k in keys[:: max(1, n // m)][:m]:
+        t = time.monotonic()
+        change(k)
+        changed[k] = t
+        time.sleep(max(0.0, 1.0 / plan.change_rate - (time.monotonic() - t)))
+    return changed
+
+
+def _operator(cp: controlplane.ControlPlane, plan: Plan, logs: Path, index: int = 0) -> Service:
+    """Operator replica ``index`` (its log: ``operator.log``, ``operator-1.log``, ...)."""
     exe = Path(sys.executable).with_name("byollm-operator")
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -300,10 +353,13 @@ def _operator(cp: controlplane.ControlPlane, plan: Plan, logs: Path) -> Service:
         "BYOLLM_ROUTER_IMAGE": "byollm/router:bench",
         "PYTHONWARNINGS": "ignore",
     }
+    if plan.replicas > 1:
+        env["BYOLLM_SHARDS"] = str(plan.replicas)
     if "BENCH_OPERATOR_PYTHONPATH" in os.environ:  # experiments with a patched operator copy
         env["PYTHONPATH"] = os.environ["BENCH_OPERATOR_PYTHONPATH"]
     env.update({k: v for k, v in os.environ.items() if k.startswith("EXP_")})
-    svc = Service("operator", [str(exe)], logs / "operator.log", env=env).start()
+    log = logs / ("operator.log" if index == 0 else f"operator-{index}.log")
+    svc = Service(f"operator-{index}", [str(exe)], log, env=env).start()
     poll("operator started", lambda: "operator started" in svc.tail(100_000), 240, 0.2)
     spy = os.environ.get("BENCH_PY_SPY")  # path to py-spy: sample the operator (analysis)
     if spy:
@@ -322,16 +378,17 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def run_size(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
-    state = out_dir / f"cp-{n}"
+@contextlib.contextmanager
+def _cluster(
+    n: int, plan: Plan, state: Path
+) -> Iterator[tuple[controlplane.ControlPlane, Kube, Watch, dict[str, Any]]]:
+    """A fresh control plane with the CRD, the operator's RBAC, the tenants' namespaces and
+    the benchmark's watch; stopped (and its state kept for reading) on the way out."""
     if state.exists():
-        import shutil
-
         shutil.rmtree(state)
     t_cp = time.monotonic()
     cp = controlplane.start(state_dir=state, nodes=plan.nodes)
     res: dict[str, Any] = {"n": n, "control_plane_start_s": round(time.monotonic() - t_cp, 1)}
-    op: Service | None = None
     watch: Watch | None = None
     try:
         api_client = kconfig.new_client_from_config(config_file=str(cp.kubeconfig))
@@ -342,165 +399,254 @@ def run_size(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
             ns = _tenant(k)[0]
             ns_body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
             kube.request("POST", "/api/v1/namespaces", body=ns_body)
-        audit = Audit(cp.log_dir / "audit.log")
         watch = Watch(cp).start()
-        op = _operator(cp, plan, out_dir)
-        proc = psutil.Process(op.pid)
-        time.sleep(1.0)  # the operator's initial listings
-        with PeakRss(op.pid, 0.5) as rss:
-            # 1. create N tenants
-            a0, cpu0, t0 = audit.offset(), proc.cpu_times(), time.monotonic()
-            with ThreadPoolExecutor(8) as pool:
-                created = dict(pool.map(lambda i: _create_tenant(kube, i), range(n)))
-            res["create_submit_s"] = round(time.monotonic() - t0, 2)
-            keys = list(created)
-
-            def first_ready(k: tuple[str, str]) -> float | None:
-                """Ready at generation 1, or at 2 when a change came before that."""
-                return watch.ready.get((*k, 1)) or watch.ready.get((*k, 2))
-
-            def all_ready() -> bool:
-                with watch.lock:
-                    return all(first_ready(k) is not None for k in keys)
-
-            def all_synced() -> bool:
-                with watch.lock:
-                    return all((*k, 1) in watch.synced for k in keys)
-
-            def creation_results() -> None:
-                t_ready = max(first_ready(k) or 0.0 for k in keys)
-                cpu1 = proc.cpu_times()
-                res["all_ready_s"] = round(t_ready - t0, 2)
-                with watch.lock:
-                    synced = [watch.synced.get((*k, 1)) for k in created]
-                    res["create_to_synced_s"] = _stats(
-                        [s - t for s, t in zip(synced, created.values(), strict=True) if s]
-                    )
-                    to_ready = sorted((first_ready(k) or 0.0) - t for k, t in created.items())
-                    res["create_to_ready_s"] = _stats(to_ready)
-                    res["create_to_ready_raw"] = [round(x, 3) for x in to_ready]
-                res["create_cpu_s"] = round(
-                    (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2
-                )
-
-            res["change_when"] = plan.change_when
-            if plan.change_when == "ready":
-                poll(f"{n} LLMConfigs Ready", all_ready, plan.ready_timeout_s, 0.2)
-                creation_results()
-                time.sleep(2.0)  # let trailing child events settle before counting
-                create_audit = audit.count(a0)
-                res["create_writes"] = create_audit
-                res["writes_per_object"] = round(create_audit["writes"] / n, 2)
-            else:  # "synced": changes race the rollouts and status echoes of the burst
-                poll(f"{n} LLMConfigs reconciled", all_synced, plan.ready_timeout_s, 0.2)
-                res["all_synced_s"] = round(time.monotonic() - t0, 2)
-
-            # 2. provider changes at a steady rate
-            m = plan.changes.get(n, min(50, n))
-            step = max(1, n // m)
-            sample = keys[::step][:m]
-            changed: dict[tuple[str, str], float] = {}
-            for ns, nm in sample:
-                t = time.monotonic()
-                kube.merge_patch(
-                    path(api.API_VERSION, api.KIND, ns, nm),
-                    {"spec": {"provider": {"defaultModel": "qwen/qwen3-235b-a22b-instruct"}}},
-                )
-                changed[(ns, nm)] = t
-                time.sleep(max(0.0, 1.0 / plan.change_rate - (time.monotonic() - t)))
-
-            def new_rs(k: tuple[str, str]) -> float | None:
-                rs = watch.rs_added.get((k[0], builders.router_name(k[1])), [])
-                later = [ts for ts, _ in rs if ts >= changed[k]]
-                return later[0] if later else None
-
-            def rolled() -> bool:
-                with watch.lock:
-                    return all(
-                        new_rs(k) is not None and ((*k, 2) in watch.ready or not plan.wait_ready)
-                        for k in changed
-                    )
-
-            poll("changes rolled out", rolled, plan.ready_timeout_s, 0.2)
-            if plan.change_when != "ready" and not plan.wait_ready:
-                with watch.lock:  # reconciled = SecretSynced at the object's generation
-                    done = [watch.synced.get((*k, 2 if k in changed else 1)) or 0.0 for k in keys]
-                    res["ready_count"] = sum(1 for k in keys if first_ready(k) is not None)
-                res["all_reconciled_s"] = round(max(done) - t0, 2)
-                res["create_to_synced_s"] = _stats(
-                    [s - t for s, t in zip(done, created.values(), strict=True) if s]
-                )
-                res["create_cpu_s"] = round(
-                    sum(proc.cpu_times()[:2]) - (cpu0.user + cpu0.system), 2
-                )
-                create_audit = audit.count(a0)
-                res["create_writes"] = create_audit
-                res["writes_per_object"] = round(create_audit["writes"] / n, 2)
-            elif plan.change_when != "ready":
-                poll(f"{n} LLMConfigs Ready", all_ready, plan.ready_timeout_s, 0.2)
-                creation_results()
-                time.sleep(2.0)
-                create_audit = audit.count(a0)  # creation and the changes together
-                res["create_writes"] = create_audit
-                res["writes_per_object"] = round(create_audit["writes"] / n, 2)
-
-            def dep_updated(k: tuple[str, str]) -> float | None:
-                seen = watch.dep_hash.get((k[0], builders.router_name(k[1])), [])
-                later = [ts for ts, _ in seen[1:] if ts >= changed[k]]
-                return later[0] if later else None
-
-            with watch.lock:
-                res["change_to_deployment_s"] = _stats(
-                    [d - t for k, t in changed.items() if (d := dep_updated(k)) is not None]
-                )
-                res["change_to_new_rs_s"] = _stats(
-                    [new_rs(k) - t for k, t in changed.items()]  # type: ignore[operator]
-                )
-                res["change_to_ready_s"] = _stats(
-                    [watch.ready[(*k, 2)] - t for k, t in changed.items() if (*k, 2) in watch.ready]
-                )
-
-            # 3. idle: at least one full resync pass, zero writes expected
-            time.sleep(3.0)
-            a1, cpu_i0, t_i0 = audit.offset(), proc.cpu_times(), time.monotonic()
-            # Two resync periods plus time for a pass (~50 objects/s): at least one full
-            # pass. Reads are not in the audit log; dry-run applies are, but the operator
-            # skips them for children unchanged since it last verified them.
-            log0 = len(op.tail(10**9))
-            window_s = 2 * plan.resync_s + n / 50
-            time.sleep(window_s)
-            window = time.monotonic() - t_i0
-            cpu_i1 = proc.cpu_times()
-            idle = audit.count(a1)
-            idle["window_s"] = round(window, 1)
-            idle["resync_period_s"] = plan.resync_s
-            passes = re.findall(
-                r"resync pass: (\d+) LLMConfigs in ([\d.]+)s", op.tail(10**9)[log0:]
-            )
-            res["load_avg"] = list(os.getloadavg())
-            with watch.lock:
-                res["ready_at_end"] = sum(
-                    1 for k in keys if (*k, 1) in watch.ready or (*k, 2) in watch.ready
-                )
-            idle["resync_passes"] = len(passes)  # logged by the operator per pass
-            idle["resync_pass_s"] = max((float(t) for _, t in passes), default=None)
-            idle["lease_writes_per_min"] = round(idle["lease_writes"] / window * 60, 1)
-            idle["cpu_pct"] = round(
-                100 * ((cpu_i1.user + cpu_i1.system) - (cpu_i0.user + cpu_i0.system)) / window,
-                1,
-            )
-            res["idle"] = idle
-            res["rss_end_mb"] = round(proc.memory_info().rss / 2**20, 1)
-        res["rss_peak_mb"] = round(rss.peak_mb, 1)
-        res["operator_log_errors"] = sum(
-            1 for line in op.tail(10**8).splitlines() if " ERROR " in line
-        )
+        yield cp, kube, watch, res
     finally:
         if watch is not None:
             watch.stop()
-        if op is not None:
-            op.stop()
         cp.stop()
+
+
+def run_size(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
+    with _cluster(n, plan, out_dir / f"cp-{n}") as (cp, kube, watch, res):
+        op: Service | None = None
+        others: list[Service] = []  # replicas 1.. (figures of RSS and CPU are replica 0's)
+        try:
+            audit = Audit(cp.log_dir / "audit.log")
+            op = _operator(cp, plan, out_dir)
+            others = [_operator(cp, plan, out_dir, i) for i in range(1, plan.replicas)]
+            res["replicas"] = plan.replicas
+            proc = psutil.Process(op.pid)
+            time.sleep(1.0)  # the operator's initial listings
+            with PeakRss(op.pid, 0.5) as rss:
+                # 1. create N tenants
+                a0, cpu0, t0 = audit.offset(), proc.cpu_times(), time.monotonic()
+                with ThreadPoolExecutor(8) as pool:
+                    created = {
+                        k: t for k, t, _ in pool.map(lambda i: _create_tenant(kube, i), range(n))
+                    }
+                res["create_submit_s"] = round(time.monotonic() - t0, 2)
+                keys = list(created)
+
+                def first_ready(k: tuple[str, str]) -> float | None:
+                    """Ready at generation 1, or at 2 when a change came before that."""
+                    return watch.ready.get((*k, 1)) or watch.ready.get((*k, 2))
+
+                def all_ready() -> bool:
+                    with watch.lock:
+                        return all(first_ready(k) is not None for k in keys)
+
+                def all_synced() -> bool:
+                    with watch.lock:
+                        return all((*k, 1) in watch.synced for k in keys)
+
+                def creation_results() -> None:
+                    t_ready = max(first_ready(k) or 0.0 for k in keys)
+                    cpu1 = proc.cpu_times()
+                    res["all_ready_s"] = round(t_ready - t0, 2)
+                    with watch.lock:
+                        synced = [watch.synced.get((*k, 1)) for k in created]
+                        res["create_to_synced_s"] = _stats(
+                            [s - t for s, t in zip(synced, created.values(), strict=True) if s]
+                        )
+                        to_ready = sorted((first_ready(k) or 0.0) - t for k, t in created.items())
+                        res["create_to_ready_s"] = _stats(to_ready)
+                        res["create_to_ready_raw"] = [round(x, 3) for x in to_ready]
+                    res["create_cpu_s"] = round(
+                        (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2
+                    )
+
+                res["change_when"] = plan.change_when
+                if plan.change_when == "ready":
+                    poll(f"{n} LLMConfigs Ready", all_ready, plan.ready_timeout_s, 0.2)
+                    creation_results()
+                    time.sleep(2.0)  # let trailing child events settle before counting
+                    create_audit = audit.count(a0)
+                    res["create_writes"] = create_audit
+                    res["writes_per_object"] = round(create_audit["writes"] / n, 2)
+                else:  # "synced": changes race the rollouts and status echoes of the burst
+                    poll(f"{n} LLMConfigs reconciled", all_synced, plan.ready_timeout_s, 0.2)
+                    res["all_synced_s"] = round(time.monotonic() - t0, 2)
+
+                # 2. provider changes at a steady rate
+                def change(k: tuple[str, str]) -> None:
+                    kube.merge_patch(
+                        path(api.API_VERSION, api.KIND, *k),
+                        {"spec": {"provider": {"defaultModel": CHANGED_MODEL}}},
+                    )
+
+                changed = _change_steadily(keys, n, plan, change)
+
+                def new_rs(k: tuple[str, str]) -> float | None:
+                    return watch.new_rs(k, changed[k])
+
+                def rolled() -> bool:
+                    with watch.lock:
+                        return all(
+                            new_rs(k) is not None
+                            and ((*k, 2) in watch.ready or not plan.wait_ready)
+                            for k in changed
+                        )
+
+                poll("changes rolled out", rolled, plan.ready_timeout_s, 0.2)
+                if plan.change_when != "ready" and not plan.wait_ready:
+                    with watch.lock:  # reconciled = SecretSynced at the object's generation
+                        done = [
+                            watch.synced.get((*k, 2 if k in changed else 1)) or 0.0 for k in keys
+                        ]
+                        res["ready_count"] = sum(1 for k in keys if first_ready(k) is not None)
+                    res["all_reconciled_s"] = round(max(done) - t0, 2)
+                    res["create_to_synced_s"] = _stats(
+                        [s - t for s, t in zip(done, created.values(), strict=True) if s]
+                    )
+                    res["create_cpu_s"] = round(
+                        sum(proc.cpu_times()[:2]) - (cpu0.user + cpu0.system), 2
+                    )
+                    create_audit = audit.count(a0)
+                    res["create_writes"] = create_audit
+                    res["writes_per_object"] = round(create_audit["writes"] / n, 2)
+                elif plan.change_when != "ready":
+                    poll(f"{n} LLMConfigs Ready", all_ready, plan.ready_timeout_s, 0.2)
+                    creation_results()
+                    time.sleep(2.0)
+                    create_audit = audit.count(a0)  # creation and the changes together
+                    res["create_writes"] = create_audit
+                    res["writes_per_object"] = round(create_audit["writes"] / n, 2)
+
+                def dep_updated(k: tuple[str, str]) -> float | None:
+                    seen = watch.dep_hash.get((k[0], builders.router_name(k[1])), [])
+                    later = [ts for ts, _ in seen[1:] if ts >= changed[k]]
+                    return later[0] if later else None
+
+                with watch.lock:
+                    res["change_to_deployment_s"] = _stats(
+                        [d - t for k, t in changed.items() if (d := dep_updated(k)) is not None]
+                    )
+                    res["change_to_new_rs_s"] = _stats(
+                        [new_rs(k) - t for k, t in changed.items()]  # type: ignore[operator]
+                    )
+                    res["change_to_ready_s"] = _stats(
+                        [
+                            watch.ready[(*k, 2)] - t
+                            for k, t in changed.items()
+                            if (*k, 2) in watch.ready
+                        ]
+                    )
+
+                # 3. idle: at least one full resync pass, zero writes expected
+                time.sleep(3.0)
+                a1, cpu_i0, t_i0 = audit.offset(), proc.cpu_times(), time.monotonic()
+                # Two resync periods plus time for a pass (~50 objects/s): at least one full
+                # pass. Reads are not in the audit log; dry-run applies are, but the operator
+                # skips them for children unchanged since it last verified them.
+                log0 = len(op.tail(10**9))
+                window_s = 2 * plan.resync_s + n / 50
+                time.sleep(window_s)
+                window = time.monotonic() - t_i0
+                cpu_i1 = proc.cpu_times()
+                idle = audit.count(a1)
+                idle["window_s"] = round(window, 1)
+                idle["resync_period_s"] = plan.resync_s
+                passes = re.findall(
+                    r"resync pass: (\d+) LLMConfigs in ([\d.]+)s", op.tail(10**9)[log0:]
+                )
+                res["load_avg"] = list(os.getloadavg())
+                with watch.lock:
+                    res["ready_at_end"] = sum(
+                        1 for k in keys if (*k, 1) in watch.ready or (*k, 2) in watch.ready
+                    )
+                idle["resync_passes"] = len(passes)  # logged by the operator per pass
+                idle["resync_pass_s"] = max((float(t) for _, t in passes), default=None)
+                idle["lease_writes_per_min"] = round(idle["lease_writes"] / window * 60, 1)
+                idle["cpu_pct"] = round(
+                    100 * ((cpu_i1.user + cpu_i1.system) - (cpu_i0.user + cpu_i0.system)) / window,
+                    1,
+                )
+                res["idle"] = idle
+                res["rss_end_mb"] = round(proc.memory_info().rss / 2**20, 1)
+            res["rss_peak_mb"] = round(rss.peak_mb, 1)
+            res["operator_log_errors"] = sum(
+                1 for line in op.tail(10**8).splitlines() if " ERROR " in line
+            )
+        finally:
+            for svc in [*others, *([op] if op is not None else [])]:
+                svc.stop()
+    return res
+
+
+def _children(
+    llmc: dict[str, Any], api_key: str, token: str, settings: Settings
+) -> builders.Children:
+    meta = llmc["metadata"]
+    owner = builders.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    return builders.build(
+        owner, LLMConfigSpec.model_validate(llmc["spec"]), api_key, settings, token
+    )
+
+
+def run_floor(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
+    """The same tenants and changes with no operator: the harness writes each tenant's
+    children itself right after creating it, one apply each (no reads, no dry-run
+    comparison, no status, no Events), and makes each provider change as two applies
+    (config Secret, Deployment). What is left is the API server's, the controller
+    manager's, the scheduler's and kwok's work for N routers on this machine: the floor
+    under any operator's all-Ready and change figures, measured like the Go proxy is for
+    the router."""
+    settings = Settings(router_image="byollm/router:bench", namespace=OPERATOR_NS)
+    with _cluster(n, plan, out_dir / f"cp-floor-{n}") as (_, kube, watch, res):
+        made: dict[tuple[str, str], tuple[dict[str, Any], str, str]] = {}
+
+        def tenant(i: int) -> tuple[tuple[str, str], float]:
+            k, t, llmc = _create_tenant(kube, i)
+            token = builders.new_router_token()
+            owner = builders.Owner(name=k[1], namespace=k[0], uid=llmc["metadata"]["uid"])
+            kube.create(builders.token_secret(owner, token))
+            for manifest in _children(llmc, _api_key(i), token, settings).in_apply_order():
+                kube.apply(manifest)
+            made[k] = (llmc, _api_key(i), token)
+            return k, t
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            created = dict(pool.map(tenant, range(n)))
+        res["create_submit_s"] = round(time.monotonic() - t0, 2)
+        keys = list(created)
+        routers = [(ns, builders.router_name(name)) for ns, name in keys]
+
+        def all_available() -> bool:
+            with watch.lock:
+                return all(r in watch.dep_available for r in routers)
+
+        if plan.change_when == "ready":
+            poll(f"{n} routers available", all_available, plan.ready_timeout_s, 0.2)
+
+        def change(k: tuple[str, str]) -> None:
+            llmc, key, token = made[k]
+            llmc = {**llmc, "spec": {**llmc["spec"]}}
+            llmc["spec"]["provider"] = {**llmc["spec"]["provider"], "defaultModel": CHANGED_MODEL}
+            children = _children(llmc, key, token, settings)
+            kube.apply(children.llm_secret)
+            kube.apply(children.deployment)
+
+        changed = _change_steadily(keys, n, plan, change)
+        poll(f"{n} routers available", all_available, plan.ready_timeout_s, 0.2)
+
+        def rolled() -> bool:
+            with watch.lock:
+                return all(watch.new_rs(k, t) is not None for k, t in changed.items())
+
+        poll("changes rolled out", rolled, plan.ready_timeout_s, 0.2)
+        with watch.lock:
+            res["all_ready_s"] = round(max(watch.dep_available[r] for r in routers) - t0, 2)
+            to_ready = [
+                watch.dep_available[r] - created[k] for k, r in zip(keys, routers, strict=True)
+            ]
+            res["create_to_ready_s"] = _stats(to_ready)
+            res["change_to_new_rs_s"] = _stats(
+                [watch.new_rs(k, t) - t for k, t in changed.items()]  # type: ignore[operator]
+            )
+        res["change_when"] = plan.change_when
+        res["load_avg"] = list(os.getloadavg())
     return res
 
 
@@ -509,6 +655,12 @@ def _line(r: dict[str, Any]) -> str:
         v = r.get(key) or {}
         return f"p50 {v.get('p50', float('nan')):.2f}s p99 {v.get('p99', float('nan')):.2f}s"
 
+    if "idle" not in r:  # the floor: no operator
+        return (
+            f"floor N={r['n']}: all Ready {r['all_ready_s']}s (submit {r['create_submit_s']}s) | "
+            f"create->Ready {st('create_to_ready_s')} | change->RS {st('change_to_new_rs_s')} | "
+            f"load {r.get('load_avg')}"
+        )
     idle = r["idle"]
     return (
         f"N={r['n']}: all Ready {r.get('all_ready_s')}s, all reconciled "
@@ -521,6 +673,7 @@ def _line(r: dict[str, Any]) -> str:
         f"{idle['resync_pass_s']}s, leases {idle['lease_writes_per_min']}/min, "
         f"cpu {idle['cpu_pct']}%) | rss peak {r['rss_peak_mb']}MB | create cpu "
         f"{r['create_cpu_s']}s | load {r.get('load_avg')}"
+        + (f" | {r['replicas']} replicas, sharded" if r.get("replicas", 1) > 1 else "")
     )
 
 
@@ -543,12 +696,26 @@ def main(argv: list[str] | None = None) -> int:
         help="with --change-when synced: measure up to every LLMConfig reconciled, count "
         "the Ready ones at that point instead of waiting for all pods",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run each size with no operator (the harness writes the children itself): "
+        "the cluster's own floor under the all-Ready and change figures",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="operator replicas, the tenants sharded across them (figures of RSS and CPU are "
+        "the first replica's)",
+    )
     args = parser.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(","))
     plan = Plan.short() if args.short else Plan.full(sizes)
     plan.change_when = args.change_when
     plan.nodes = args.nodes
     plan.wait_ready = not args.no_wait_ready
+    plan.replicas = args.replicas
     out: dict[str, Any] = {"mode": "short" if args.short else "full", "sizes": []}
     out["machine_before"] = machine_load()
     t0 = time.monotonic()
@@ -561,6 +728,10 @@ def main(argv: list[str] | None = None) -> int:
             break
         print(_line(r), flush=True)
         out["sizes"].append(r)
+        if args.floor:
+            floor = run_floor(n, plan, args.out.parent)
+            print(_line(floor), flush=True)
+            out.setdefault("floor", []).append(floor)
     out["machine_after"] = machine_load()
     out["seconds"] = round(time.monotonic() - t0, 1)
     write_json(args.out, out)

@@ -67,7 +67,7 @@ def test_router_bench_short(tmp_path: Path) -> None:
 @pytest.mark.cluster
 def test_operator_bench_short(tmp_path: Path) -> None:
     out = tmp_path / "operator.json"
-    _run("operator_bench.py", "--short", "--out", str(out), timeout=120)
+    _run("operator_bench.py", "--short", "--floor", "--out", str(out), timeout=180)
     data = json.loads(out.read_text())
     if data.get("unavailable"):
         pytest.skip(f"CONTROL PLANE UNAVAILABLE: {data['unavailable']}")
@@ -81,6 +81,12 @@ def test_operator_bench_short(tmp_path: Path) -> None:
     assert isinstance(size["idle"]["writes"], int)
     assert size["idle"]["window_s"] >= 2 * size["idle"]["resync_period_s"]
     assert size["idle"]["resync_passes"] >= 1, size["idle"]  # zero writes *with* a resync
+    (floor,) = data["floor"]  # the same tenants with no operator: the cluster's own floor
+    assert floor["n"] == 5
+    assert _finite(floor["all_ready_s"])
+    assert floor["change_to_new_rs_s"]["n"] == size["change_to_new_rs_s"]["n"]
     md = tmp_path / "benchmarks.md"
     _run("report.py", "--operator", str(out), "--md", str(md), timeout=60)
-    assert "| 5 |" in md.read_text()
+    text = md.read_text()
+    assert "| 5 |" in text
+    assert "Floor at N=5" in text, text

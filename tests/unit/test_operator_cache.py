@@ -96,6 +96,32 @@ def test_queue_wakes_a_blocked_worker() -> None:
     assert got == [("ns", "a")]
 
 
+def test_queue_a_spec_only_worker_leaves_other_work_to_the_rest() -> None:
+    """The worker kept for spec changes takes no rollout-progress work, and its wake-up for
+    such work is passed on, so the general worker asleep beside it still gets it."""
+    q = WorkQueue()
+    spec_only: list[Any] = []
+    general: list[Any] = []
+    ts = [
+        threading.Thread(target=lambda: spec_only.append(q.get(1.0, most=Lane.SPEC))),
+        threading.Thread(target=lambda: general.append(q.get(5.0))),
+    ]
+    for t in ts:  # the spec-only worker waits first, so it is the one a notify wakes first
+        t.start()
+        time.sleep(0.05)
+    q.add(("ns", "progress"), Lane.CHILD)
+    ts[1].join(2)
+    assert general == [("ns", "progress")]
+    ts[0].join(2)
+    assert spec_only == [None]  # it timed out rather than take child work
+
+    q.add(("ns", "more-progress"), Lane.BACKGROUND)
+    q.add(("ns", "changed"), Lane.SPEC)
+    assert q.get(0, most=Lane.SPEC) == ("ns", "changed")
+    assert q.get(0, most=Lane.SPEC) is None
+    assert q.get(0) == ("ns", "more-progress")
+
+
 def test_slim_keeps_what_a_reconcile_reads_and_drops_the_bulk() -> None:
     s = slim(_llmc("a", "5"))
     assert s["spec"]["mode"] == "BYO"
