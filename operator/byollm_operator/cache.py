@@ -70,6 +70,28 @@ _CONFIG_SECRET_SUFFIX = builders.llm_secret_name("")
 _DEPLOYMENT_STATUS = ("observedGeneration", "updatedReplicas", "availableReplicas", "replicas")
 
 
+_SHORT = 64
+
+
+def _compact(value: Any) -> Any:
+    """A copy of decoded JSON whose keys and short strings are shared (``sys.intern``).
+
+    Each decoded watch event or write answer carries its own copy of every key and of
+    values that repeat across thousands of objects (condition types, reasons, statuses,
+    labels, namespaces); the cache keeps one each. Measured at 1,000 tenants, decoded
+    strings and dicts were the largest part of what the cache held."""
+    if isinstance(value, dict):
+        return {
+            sys.intern(k): v if k == "data" else _compact(v)  # a Secret's values stay apart
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= _SHORT:
+        return sys.intern(value)
+    return value
+
+
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
     """The part of a watched object a reconcile reads, plus ``fp`` (see :func:`fingerprint`)
     for children. LLMConfig: spec and status. Secrets: labels and data (key Secrets are
@@ -138,7 +160,7 @@ class Store:
             p = path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         except KeyError:
             return None
-        s = slim(obj)
+        s: dict[str, Any] = _compact(slim(obj))
         s["seen"] = time.monotonic()
         p = sys.intern(p)  # one copy of each path, shared with the Kube layer's maps
         with self._lock:

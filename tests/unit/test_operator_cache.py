@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 import time
 from typing import Any, cast
@@ -120,6 +122,33 @@ def test_queue_a_spec_only_worker_leaves_other_work_to_the_rest() -> None:
     assert q.get(0, most=Lane.SPEC) == ("ns", "changed")
     assert q.get(0, most=Lane.SPEC) is None
     assert q.get(0) == ("ns", "more-progress")
+
+
+def test_the_store_keeps_one_copy_of_repeated_strings_but_not_of_secret_values() -> None:
+    """Two objects decoded apart share their keys and repeated short values in the cache;
+    a Secret's data values are kept as they came (never put in the interpreter's table)."""
+    store = Store()
+    a = store.put(json.loads(json.dumps(_llmc("a", "5"))))
+    b = store.put(json.loads(json.dumps(_llmc("b", "6"))))
+    assert a is not None
+    assert b is not None
+    (key_a,) = [k for k in a["metadata"] if k == "namespace"]
+    (key_b,) = [k for k in b["metadata"] if k == "namespace"]
+    assert key_a is key_b
+    assert a["metadata"]["namespace"] is b["metadata"]["namespace"]
+    assert a == slim(_llmc("a", "5")) | {"seen": a["seen"]}  # same content, only shared
+
+    value = "c2stc2VjcmV0LWRhdGEtbm90LWludGVybmVk"  # a literal: the interpreter interns it
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "k", "namespace": "ns", "resourceVersion": "1"},
+        "data": {"apiKey": value},
+    }
+    kept = store.put(json.loads(json.dumps(secret)))
+    assert kept is not None
+    assert kept["data"]["apiKey"] == value
+    assert kept["data"]["apiKey"] is not sys.intern(value)  # the decoded copy, not shared
 
 
 def test_slim_keeps_what_a_reconcile_reads_and_drops_the_bulk() -> None:
