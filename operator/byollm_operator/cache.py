@@ -350,6 +350,11 @@ class WorkQueue:
                 self._cond.wait(wait)
             return None
 
+    def processing(self, key: Key) -> bool:
+        """A worker has ``key`` now."""
+        with self._cond:
+            return key in self._processing
+
     def done(self, key: Key) -> None:
         with self._cond:
             self._processing.discard(key)

@@ -272,6 +272,12 @@ class Controller:
             return  # our own apply coming back
         old, new = taken
         drift = old is None or old.get("fp") != new.get("fp")
+        # While the parent is being reconciled, a "new" child is most likely our own write
+        # whose answer the worker has not recorded yet (the watch can be faster): it is
+        # looked at again after that reconcile, in the child lane, not ahead of real
+        # changes. In a creation burst that race re-queued most tenants in the spec lane.
+        if drift and self.queue.processing((ns, parent)):
+            drift = False
         self._enqueue(ns, parent, Lane.SPEC if drift else Lane.CHILD)
 
     def _note_spec_event(self, ns: str, name: str, meta: dict[str, Any]) -> None:

@@ -255,6 +255,25 @@ def test_events_pick_lanes_and_echoes_are_dropped() -> None:
     assert _drain(ctl) == [("ns", "b"), ("ns", "a")]
 
 
+def test_a_child_seen_while_its_parent_is_reconciled_waits_in_the_child_lane() -> None:
+    """Our own create can come back on the watch before the worker has recorded it; it
+    must not put the tenant back ahead of real changes. A child edited while nobody
+    reconciles its parent is drift, and goes to the spec lane as before."""
+    ctl, _ = _controller()
+    ctl.on_llmconfig(None, _llmc("a", "1"))
+    ctl.on_llmconfig(None, _llmc("b", "2"))
+    key = ctl.queue.get(0)
+    assert key == ("ns", "a")  # a worker has a ...
+    ctl.on_child("ADDED", _deployment("3"))  # ... and a's new router shows up meanwhile
+    ctl.queue.done(key)
+    ctl.on_llmconfig("MODIFIED", _llmc("c", "4"))  # a new tenant, later (spec lane)
+    assert _drain(ctl) == [("ns", "b"), ("ns", "c"), ("ns", "a")]  # a last: child lane
+
+    ctl.on_child("MODIFIED", {**_deployment("5"), "spec": {"replicas": 3}})  # an edit
+    ctl.on_llmconfig("MODIFIED", _llmc("d", "6"))
+    assert _drain(ctl) == [("ns", "a"), ("ns", "d")]  # drift: spec lane, first come
+
+
 def test_resync_queues_only_what_changed_since_its_last_reconcile() -> None:
     ctl, rec = _controller()
     for i in range(49):
