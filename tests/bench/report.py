@@ -171,7 +171,7 @@ def floor_lines(o: dict[str, Any]) -> list[str]:
     ops = {x["n"]: x for x in o.get("sizes", [])}
     out = []
     for f in o.get("floor", []):
-        x = ops.get(f["n"], {})
+        x = f.get("operator") or ops.get(f["n"], {})
         ready, floor_ready = x.get("all_ready_s"), f.get("all_ready_s")
         ratio = f" ({ready / floor_ready:.2f}{TIMES} the floor)" if ready and floor_ready else ""
         p99, floor_p99 = _get(x, "change_to_new_rs_s", "p99"), _get(f, "change_to_new_rs_s", "p99")
@@ -227,9 +227,10 @@ def targets(r: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
             at_most(f"operator: {label} all Ready", ready, "s", x.get("all_ready_s"), "{:.1f}")
             floor = floors.get(n, {}).get("all_ready_s")
             if floor:
-                v = x.get("all_ready_s")
+                v = (floors[n].get("operator") or x).get("all_ready_s")  # the same run's
                 row(
-                    f"&nbsp;&nbsp;the cluster's own floor at {label} (no operator): all Ready",
+                    f"&nbsp;&nbsp;the cluster's own floor at {label} (no operator): all Ready, "
+                    "and the operator's in the same run",
                     DASH,
                     floor,
                     None,
@@ -434,10 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     r = load(a.router)
     o: dict[str, Any] | None = None
     for part in filter(None, (load(x) for x in a.operator or [])):
+        for f in part.get("floor", []):  # a floor is compared with its own run's operator
+            same = [x for x in part.get("sizes", []) if x["n"] == f["n"]]
+            f.setdefault("operator", same[0] if same else {})
         if o is None:
             o = part
-        else:  # later runs add their sizes (e.g. a 10,000 run apart from the 1,000 one)
-            o["sizes"] = [*o.get("sizes", []), *part.get("sizes", [])]
+        else:  # a later run adds its sizes, or replaces a size measured before
+            later = {x["n"] for x in part.get("sizes", [])}
+            o["sizes"] = [x for x in o.get("sizes", []) if x["n"] not in later]
+            o["sizes"] += part.get("sizes", [])
             o["floor"] = [*o.get("floor", []), *part.get("floor", [])]
     auto = autoroute_line(a.autoroute.read_text() if a.autoroute and a.autoroute.exists() else None)
     pngs: dict[str, str] = {}
