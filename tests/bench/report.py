@@ -168,10 +168,9 @@ def operator_rows(o: dict[str, Any]) -> list[str]:
 def floor_lines(o: dict[str, Any]) -> list[str]:
     """The cluster's own floor at each size (``operator_bench.py --floor``) beside the
     operator's figures: how much of all-Ready and of a change is the operator's."""
-    ops = {x["n"]: x for x in o.get("sizes", [])}
     out = []
     for f in o.get("floor", []):
-        x = f.get("operator") or ops.get(f["n"], {})
+        x = f.get("operator", {})  # the operator's figures of the floor's own run
         ready, floor_ready = x.get("all_ready_s"), f.get("all_ready_s")
         ratio = f" ({ready / floor_ready:.2f}{TIMES} the floor)" if ready and floor_ready else ""
         p99, floor_p99 = _get(x, "change_to_new_rs_s", "p99"), _get(f, "change_to_new_rs_s", "p99")
@@ -227,7 +226,7 @@ def targets(r: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
             at_most(f"operator: {label} all Ready", ready, "s", x.get("all_ready_s"), "{:.1f}")
             floor = floors.get(n, {}).get("all_ready_s")
             if floor:
-                v = (floors[n].get("operator") or x).get("all_ready_s")  # the same run's
+                v = floors[n].get("operator", {}).get("all_ready_s")  # the same run's
                 row(
                     f"&nbsp;&nbsp;the cluster's own floor at {label} (no operator): all Ready, "
                     "and the operator's in the same run",
