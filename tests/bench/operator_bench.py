@@ -574,14 +574,16 @@ def run_size(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
     return res
 
 
+def _owner(llmc: dict[str, Any]) -> builders.Owner:
+    meta = llmc["metadata"]
+    return builders.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+
 def _children(
     llmc: dict[str, Any], api_key: str, token: str, settings: Settings
 ) -> builders.Children:
-    meta = llmc["metadata"]
-    owner = builders.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
-    return builders.build(
-        owner, LLMConfigSpec.model_validate(llmc["spec"]), api_key, settings, token
-    )
+    spec = LLMConfigSpec.model_validate(llmc["spec"])
+    return builders.build(_owner(llmc), spec, api_key, settings, token)
 
 
 def run_floor(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
@@ -598,12 +600,11 @@ def run_floor(n: int, plan: Plan, out_dir: Path) -> dict[str, Any]:
 
         def tenant(i: int) -> tuple[tuple[str, str], float]:
             k, t, llmc = _create_tenant(kube, i)
-            token = builders.new_router_token()
-            owner = builders.Owner(name=k[1], namespace=k[0], uid=llmc["metadata"]["uid"])
-            kube.create(builders.token_secret(owner, token))
-            for manifest in _children(llmc, _api_key(i), token, settings).in_apply_order():
+            key, token = _api_key(i), builders.new_router_token()
+            kube.create(builders.token_secret(_owner(llmc), token))
+            for manifest in _children(llmc, key, token, settings).in_apply_order():
                 kube.apply(manifest)
-            made[k] = (llmc, _api_key(i), token)
+            made[k] = (llmc, key, token)
             return k, t
 
         t0 = time.monotonic()
