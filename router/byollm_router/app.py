@@ -118,7 +118,7 @@ class _Watch:
 
     * Disconnect: a task waits on ``receive`` and cancels the request task when the client
       goes (so the upstream request is closed too and the provider stops generating).
-    * Stall: uvicorn's ``send`` waits while the client's buffers are full; not for ever. Each
+    * Stall: the server's ``send`` waits while the client's buffers are full; not for ever. Each
       ``send`` stamps when it began; one timer per request looks every ``stall_s`` and
       cancels the request task when a send has been waiting that long. (A timeout around
       every send would arm and cancel a timer per streamed chunk.)
@@ -304,26 +304,8 @@ class RouterApp:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
+        if scope["type"] == "http":
             await self._http(scope, receive, _closing(send) if self.draining else send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -835,8 +817,8 @@ def create_app(cfg: RouterConfig, **kwargs: Any) -> RouterApp:
 
 
 def _closing(send: Send) -> Send:
-    """``send`` that adds ``connection: close`` to the response head (uvicorn then closes
-    the connection after the response instead of keeping it alive)."""
+    """``send`` that adds ``connection: close`` to the response head (the server then
+    closes the connection after the response instead of keeping it alive)."""
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -212,3 +212,13 @@ def too_many_connections() -> RouterError:
         "server_error",
         "router_overloaded",
     )
+
+
+def malformed_http() -> RouterError:
+    return RouterError(
+        400,
+        "The request is not valid HTTP/1.1.",
+        "invalid_request_error",
+        "malformed_request",
+        close=True,
+    )

@@ -20,7 +20,7 @@ _LOGGER = "byollm_router"
 class JsonFormatter(logging.Formatter):
     """Renders a record as one JSON object; only ``msg`` and whitelisted extras are kept.
 
-    Third-party records (uvicorn) go through here too; their exception text is dropped
+    Third-party records (asyncio) go through here too; their exception text is dropped
     (the exception type is kept) because upstream error strings may quote request data.
     """
 
@@ -40,16 +40,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def _message(record: logging.LogRecord) -> str:
-    """The record's text. Arguments are interpolated only for uvicorn's informational
-    lifecycle lines (pid, host, port); anything else keeps its fixed template, since an
-    argument could carry request data."""
+    """The record's fixed template, never interpolated: an argument could carry request
+    data (values go in the allow-listed ``fields`` instead)."""
     if not isinstance(record.msg, str):
         return type(record.msg).__name__
-    if record.args and record.name.startswith("uvicorn") and record.levelno <= logging.INFO:
-        try:
-            return record.getMessage()
-        except (TypeError, ValueError):
-            return record.msg
     return record.msg
 
 
@@ -59,15 +53,14 @@ def _iso(ts: float) -> str:
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Route the router's and uvicorn's loggers to stdout as JSON lines."""
+    """Route the router's and asyncio's loggers to stdout as JSON lines."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
-    for name in (_LOGGER, "uvicorn", "uvicorn.error", "asyncio"):
+    for name in (_LOGGER, "asyncio"):
         log = logging.getLogger(name)
         log.handlers[:] = [handler]
         log.setLevel(level)
         log.propagate = False
-    logging.getLogger("uvicorn.access").disabled = True
 
 
 class RequestLog:

@@ -1,4 +1,4 @@
-"""``byollm-router --host H --port P``: validate the environment, then serve with uvicorn."""
+"""``byollm-router --host H --port P``: validate the environment, then serve (``server.py``)."""
 
 from __future__ import annotations
 
@@ -30,42 +30,28 @@ def main(argv: list[str] | None = None) -> None:
         print(f"byollm-router: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
+    import asyncio
     import logging
-
-    import uvicorn
 
     from byollm_router.app import create_app
     from byollm_router.logging import setup_logging
+    from byollm_router.server import serve
 
-    level = getattr(logging, args.log_level.upper())
-    setup_logging(level)
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:  # pragma: no cover - uvloop is in the router extra
-        loop = "asyncio"
-    from byollm_router.server import protocol_class
-
-    uvicorn.run(
+    setup_logging(getattr(logging, args.log_level.upper()))
+    served = serve(
         create_app(cfg),
-        host=args.host,
-        port=args.port,
-        loop=loop,
-        # httptools, with a request-head timeout and a connection cap (server.py)
-        http=protocol_class(cfg.client_header_timeout_s, cfg.max_connections),
-        lifespan="on",
-        access_log=False,
-        # The router reads no client address (no X-Forwarded-For rewriting to pay for on
-        # every request: about 1 µs of the middleware per call, and one frame deeper).
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-        log_config=None,
-        log_level=level,
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=10,
+        args.host,
+        args.port,
+        header_timeout_s=cfg.client_header_timeout_s,
+        max_connections=cfg.max_connections,
     )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is in the router's server extra
+        code = asyncio.run(served)
+    else:
+        code = uvloop.run(served)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

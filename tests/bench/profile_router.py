@@ -1,12 +1,11 @@
-"""Profile the router's hot path: cProfile around uvicorn serving the app under load.
+"""Profile the router's hot path: cProfile around the router's server under load.
 
     python tests/bench/profile_router.py [--stream] [--seconds 8] [--top 40]
 
 Starts the stub provider (0 ms), runs the byollm router in this process under cProfile
-(uvloop, the router's httptools protocol and asyncio primitives, as ``byollm-router``
-does), drives it with the Go load generator (or wrk, or the built-in client) for a
-bounded time, then prints the functions with the most own time and the
-most cumulative time. Loopback only.
+(uvloop and the router's own server, as ``byollm-router`` does), drives it with the Go
+load generator (or wrk, or the built-in client) for a bounded time, then prints the
+functions with the most own time and the most cumulative time. Loopback only.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import cProfile
 import io
 import os
 import pstats
+import signal
 import sys
 import time
 
@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=8)
     p.add_argument("--conns", type=int, default=16)
     p.add_argument("--top", type=int, default=40)
+    p.add_argument("--dump", help="also write the raw profile to this file (pstats)")
     a = p.parse_args(argv)
 
     import logging
 
-    import uvicorn
     import uvloop
 
     from byollm_router.logging import setup_logging
@@ -59,30 +59,15 @@ def main(argv: list[str] | None = None) -> int:
             "BYOLLM_UPSTREAM_ALLOWLIST": "127.0.0.1",
         }
     )
-    from byollm_router.server import protocol_class
+    from byollm_router.server import serve
 
     setup_logging(logging.WARNING)
     cfg = load_config(env)
-    app = create_app(cfg)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="none",
-        http=protocol_class(cfg.client_header_timeout_s, cfg.max_connections),
-        lifespan="on",
-        proxy_headers=False,
-        access_log=False,
-        log_config=None,
-        log_level=logging.WARNING,
-    )
-    server = uvicorn.Server(config)
     prof = cProfile.Profile()
     result: dict[str, object] = {}
 
-    async def serve() -> None:
+    async def main() -> None:
         loop = asyncio.get_running_loop()
-        task = asyncio.create_task(server.serve())
 
         def drive() -> None:  # in a thread; cProfile must run on the loop's thread
             wait_port(port, 20)
@@ -92,16 +77,27 @@ def main(argv: list[str] | None = None) -> int:
             result["load"] = load(port, TOKEN, a.stream, a.conns, a.seconds)
             result["wall"] = time.perf_counter() - t0
             loop.call_soon_threadsafe(prof.disable)
+            os.kill(os.getpid(), signal.SIGTERM)  # the server's own graceful stop
 
+        served = asyncio.create_task(
+            serve(
+                create_app(cfg),
+                "127.0.0.1",
+                port,
+                header_timeout_s=cfg.client_header_timeout_s,
+                max_connections=cfg.max_connections,
+            )
+        )
         await asyncio.to_thread(drive)
-        server.should_exit = True
-        await task
+        await served
 
     try:
-        uvloop.run(serve())
+        uvloop.run(main())
     finally:
         stub.stop()
     print(f"load: {result.get('load')}")
+    if a.dump:
+        prof.dump_stats(a.dump)
     for key in ("tottime", "cumulative"):
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats(key).print_stats(a.top)
