@@ -97,6 +97,7 @@ class _Ctx:
         "status",
         "stream",
         "upstream",
+        "upstream_head_s",
         "upstream_s",
         "wire",
     )
@@ -105,7 +106,8 @@ class _Ctx:
         self.status = 500
         self.upstream_s: float | None = None  # time spent waiting on the upstream
         self.wire = "openai"  # the shape of the router's own error bodies
-        self.upstream: int | None = None
+        self.upstream: int | None = None  # the upstream's status
+        self.upstream_head_s: float | None = None  # the wait for the upstream's head
         self.category: str | None = None
         self.error: str | None = None
         self.stream: bool | None = None
@@ -391,10 +393,15 @@ class RouterApp:
                 self._record(route, scope["method"], ctx, started)
 
     def _record(self, route: str, method: str, ctx: _Ctx, started: float) -> None:
+        """Metrics and the log line, once the answer has left (off its latency)."""
         elapsed = time.perf_counter() - started
         status = str(ctx.status)
         self.metrics.requests.labels(route, status).inc()
         self.metrics.latency.labels(route).observe(elapsed)
+        if ctx.upstream is not None:
+            self.metrics.upstream.labels(route, str(ctx.upstream)).inc()
+        if ctx.upstream_head_s is not None:
+            self.metrics.upstream_latency.labels(route).observe(ctx.upstream_head_s)
         if ctx.upstream_s is not None:
             added = max(elapsed - ctx.upstream_s, 0.0)
             self.metrics.overhead.labels(route, self.provider.name).observe(added)
@@ -657,12 +664,11 @@ class RouterApp:
             raise mapped from None
         waited = time.perf_counter() - sent_at
         ctx.upstream_s = (ctx.upstream_s or 0.0) + waited
+        ctx.upstream_head_s = waited
         response.stream = overhead.TimedStream(response.stream, ctx)
         try:
-            self.metrics.upstream_latency.labels(route).observe(waited)
             status = response.status_code
             ctx.upstream = status
-            self.metrics.upstream.labels(route, str(status)).inc()
             ok = 200 <= status < 300
             if not ok:
                 translate = None  # provider errors pass through verbatim
@@ -725,6 +731,11 @@ class RouterApp:
             return
         content_type = response.headers.get("content-type", "application/json").encode()
         headers = [h for h in headers if h[0] != b"content-type"]
+        whole = response.take_whole()  # usually: the answer came with its head
+        if whole is not None:  # in memory already (reading pauses at 256 KiB)
+            watch.finished = True
+            await self._respond(send, ctx, response.status_code, whole, content_type, headers)
+            return
         chunks = response.aiter_raw()
         held, complete = await self._read_capped(route, chunks, _PASSTHROUGH_WHOLE_BYTES)
         if complete:

@@ -228,21 +228,32 @@ class _Connection(asyncio.Protocol):
         self.transport.write(head + body if body else head)
         if self._writable is not None:
             try:
-                async with asyncio.timeout(timeouts.write):
-                    await self._writable
+                await _within(self._writable, timeouts.write)
             except TimeoutError:
                 self.close()
                 raise httpx.WriteTimeout("writing the request to the upstream timed out") from None
         if not self._head.done():
             try:
-                async with asyncio.timeout(timeouts.read):
-                    await self._head
+                await _within(self._head, timeouts.read)
             except TimeoutError:
                 self.close()
                 raise httpx.ReadTimeout("the upstream did not answer in time") from None
         if self.error is not None:
             self.close()
             raise self.error
+
+    def take_whole(self) -> bytes | None:
+        """The whole body, when it has all arrived and none was read yet; else None."""
+        if not self.complete or self.error is not None:
+            return None
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
 
     async def chunks(self, read_timeout: float | None) -> AsyncIterator[bytes]:
         """The answer's body as it arrives, de-chunked."""
@@ -262,13 +273,30 @@ class _Connection(asyncio.Protocol):
                 raise self.error
             self._waiter = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(read_timeout):
-                    await self._waiter
+                await _within(self._waiter, read_timeout)
             except TimeoutError:
                 self.close()
                 raise httpx.ReadTimeout("the upstream stopped sending") from None
             finally:
                 self._waiter = None
+
+
+async def _within(waiter: asyncio.Future[None], seconds: float | None) -> None:
+    """Await ``waiter``; TimeoutError after ``seconds``. One timer on the future, without
+    ``asyncio.timeout``'s per-use bookkeeping (this is on every request's path)."""
+    if seconds is None:
+        await waiter
+        return
+    timer = asyncio.get_running_loop().call_later(seconds, _expire, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class Response:
@@ -285,6 +313,11 @@ class Response:
         self.headers = Headers(conn._headers)
         # Replaceable (the router wraps it to time the waits); iterated at most once.
         self.stream: Any = _Body(conn.chunks(read_timeout))
+
+    def take_whole(self) -> bytes | None:
+        """The body as sent, when all of it has arrived already (the common small JSON
+        answer: no iteration, no waits); None when it must be read as it comes."""
+        return self._conn.take_whole()
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body bytes as sent (content-encoding kept)."""
@@ -369,6 +402,9 @@ class UpstreamClient:
         self._open = 0  # connections in use or being opened
         self._slot_freed: asyncio.Event | None = None
         self._admitted: guard.Admitted = set()
+        # The parts of each URL a request needs, by URL object: a provider's URLs are
+        # built once, and reading them off ``httpx.URL`` per request costs ~10 calls.
+        self._targets: dict[int, _Target] = {}
         self._closed = False
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -387,10 +423,14 @@ class UpstreamClient:
         timeouts: Timeouts,
     ) -> Response:
         """Send one request; the answer's head is read, its body is not."""
-        guard.admit(url, self.allowlist, self._admitted)
-        head = _request_head(method, url, headers, content)
-        origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
-        conn = await self._acquire(origin, url.host, timeouts)
+        target = self._targets.get(id(url))
+        if target is None or target.url is not url:
+            guard.admit(url, self.allowlist, self._admitted)
+            if len(self._targets) >= 256:
+                self._targets.clear()
+            target = self._targets[id(url)] = _Target(url)
+        head = _request_head(method, target, headers, content)
+        conn = await self._acquire(target.origin, target.host, timeouts)
         try:
             await conn.send(head, content, timeouts)
         except BaseException:
@@ -486,11 +526,25 @@ class UpstreamClient:
         self._idle.clear()
 
 
+class _Target:
+    """What a request to ``url`` needs from it, read once. The URL passed the guard's
+    static check (``guard.admit``) before this is made."""
+
+    __slots__ = ("host", "line", "origin", "url")
+
+    def __init__(self, url: httpx.URL) -> None:
+        self.url = url  # kept alive, so its id is not reused while cached
+        self.host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        self.origin = (url.raw_scheme, url.raw_host, port)
+        self.line = b" %s HTTP/1.1\r\nhost: %s\r\n" % (url.raw_path, url.netloc)
+
+
 def _request_head(
-    method: str, url: httpx.URL, headers: httpx.Headers, content: bytes | None
+    method: str, target: _Target, headers: httpx.Headers, content: bytes | None
 ) -> bytes:
     """The request line and header block; refuses a value that would split the header."""
-    lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), url.raw_path, url.netloc)]
+    lines = [method.encode() + target.line]
     for name, value in headers.raw:
         if _UNSAFE_VALUE.search(value) or _UNSAFE_VALUE.search(name):
             raise httpx.LocalProtocolError(f"header {name.decode('latin-1')!r} has a line break")
