@@ -90,6 +90,7 @@ class _Ctx:
     """Per-request bookkeeping for the log line and metrics (metadata only)."""
 
     __slots__ = (
+        "began",
         "category",
         "error",
         "extra_headers",
@@ -113,6 +114,7 @@ class _Ctx:
         self.stream: bool | None = None
         self.started = False
         self.extra_headers: list[tuple[bytes, bytes]] = []
+        self.began: float | None = None  # set: the answer reports the router's added time
 
 
 class _Watch:
@@ -334,7 +336,7 @@ class RouterApp:
             if not needs_auth:
                 await self._probe(route, send, ctx)
                 return
-            send = overhead.stamped(send, ctx, started)
+            ctx.began = started  # its answer carries the router's own time so far
             auth = clen = xkey = None
             client_headers: dict[str, str] = {}
             hop: bytes | None = None
@@ -450,12 +452,20 @@ class RouterApp:
         out = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         if headers:
             out.extend(headers)
-        if ctx.extra_headers:
-            out.extend(ctx.extra_headers)
+        await self._start(send, ctx, status, out)
+        await send({"type": "http.response.body", "body": body})
+
+    async def _start(
+        self, send: Send, ctx: _Ctx, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Begin the answer: the route's own headers and, on routes that go upstream, the
+        router's added time so far (``x-byollm-overhead-ms``)."""
+        headers.extend(ctx.extra_headers)
+        if ctx.began is not None:
+            headers.append(overhead.header(ctx.began, ctx.upstream_s))
         ctx.status = status
         ctx.started = True
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def _read_body(self, receive: Receive, clen: bytes | None) -> bytes:
         limit = self.cfg.max_request_bytes
@@ -744,11 +754,8 @@ class RouterApp:
             await self._respond(send, ctx, response.status_code, data, content_type, headers)
             return
         # Large: streamed through as it comes (chunked framing), never held whole.
-        ctx.status = response.status_code
-        ctx.started = True
         headers.append((b"content-type", content_type))
-        headers.extend(ctx.extra_headers)
-        await send({"type": "http.response.start", "status": ctx.status, "headers": headers})
+        await self._start(send, ctx, response.status_code, headers)
         for chunk in held:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         del held
@@ -778,7 +785,6 @@ class RouterApp:
             translator = translate.stream()
         else:
             translator = None
-        headers.extend(ctx.extra_headers)
         chunks = response.aiter_raw() if translator is None else response.aiter_bytes()
         # Hold the response start until the upstream's first bytes: status line and first
         # chunk leave together, and a provider that fails before sending anything still
@@ -787,9 +793,7 @@ class RouterApp:
             first = await anext(chunks, b"")
         except httpx.HTTPError as exc:
             raise self._broken(route, exc) from None
-        ctx.status = response.status_code
-        ctx.started = True
-        await send({"type": "http.response.start", "status": ctx.status, "headers": headers})
+        await self._start(send, ctx, response.status_code, headers)
         tail = b""
         try:
             if translator is None:

@@ -11,15 +11,12 @@ route and provider, and, as far as known when the response starts, into the
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import httpx
 
 HEADER = b"x-byollm-overhead-ms"
-
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class Clock(Protocol):
@@ -56,14 +53,7 @@ class TimedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
-def stamped(send: Send, clock: Clock, started: float) -> Send:
-    """``send`` that adds the router's added milliseconds so far to the response head."""
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            added = time.perf_counter() - started - (clock.upstream_s or 0.0)
-            value = f"{max(added, 0.0) * 1000.0:.3f}".encode()
-            message["headers"] = [*message.get("headers", ()), (HEADER, value)]
-        await send(message)
-
-    return wrapped
+def header(began: float, upstream_s: float | None) -> tuple[bytes, bytes]:
+    """The ``x-byollm-overhead-ms`` field: time since ``began`` minus the upstream waits."""
+    added = time.perf_counter() - began - (upstream_s or 0.0)
+    return HEADER, f"{max(added, 0.0) * 1000.0:.3f}".encode()

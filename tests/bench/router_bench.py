@@ -216,7 +216,7 @@ def load(port: int, token: str, stream: bool, conns: int, seconds: int) -> dict[
     return asyncio.run(_py_load(port, token, stream, conns, seconds))
 
 
-async def _ttft(port: int, token: str, n: int) -> dict[str, Any]:
+async def ttft(port: int, token: str, n: int) -> dict[str, Any]:
     """Sequential streaming requests on fresh connections: time to the first SSE data."""
     payload = body(True)
     head = (
@@ -393,7 +393,7 @@ def measure(
             done = res["load"]["requests"]
             res["cpu_us_per_req"] = cpu / done * 1e6 if done else None
         if stream:
-            res["ttft"] = asyncio.run(_ttft(port, token, plan.ttft_n))
+            res["ttft"] = asyncio.run(ttft(port, token, plan.ttft_n))
     finally:
         if rss:
             rss.__exit__()
